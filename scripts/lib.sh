@@ -1,0 +1,38 @@
+# Shared helpers of the set-up commands: install what is missing, say what is done.
+# Sourced by scripts/demo.sh and scripts/test.sh; not meant to be run alone.
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# Runs a command as root (directly when already root, else through sudo).
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs Debian packages that are not installed yet; `apt-get update` first, once.
+ensure_apt() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# Makes sure cargo, rustfmt and clippy are there (through rustup).
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v rustup >/dev/null 2>&1; then
+        ensure_apt rustup || {
+            echo "Rust is missing and Debian has no rustup package here: install it from https://rustup.rs" >&2
+            exit 1
+        }
+    fi
+    rustup toolchain list | grep -q . || rustup default stable
+    for component in rustfmt clippy; do
+        rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+    done
+}

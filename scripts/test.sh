@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it (.ci/run calls this). Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_rust
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo test (unit, property and end-to-end tests)"
+cargo test --workspace --locked

@@ -1,0 +1,148 @@
+//! The command line (`clap`): every subcommand and flag, with its documentation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchyard_policy::{AllowedHost, DenyNetworkSpec, Target};
+
+use crate::config::{Overrides, Profile};
+use crate::policy_check::Resolved;
+
+/// Switchyard: virtual loopback networks, a MySQL pooler and default-deny egress for wasm tenants.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and validate a config; report every error with its key path and line (exit 2).
+    Check {
+        /// The YAML config file.
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Draw a config: tenants, components, virtual ports, forwards, pools, allowed hosts.
+    Map {
+        /// The YAML config file.
+        config: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = MapFormat::Text)]
+        format: MapFormat,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Egress policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Decide targets against allowed-hosts entries; one `allow`/`deny` line per target.
+    ///
+    /// Exit status: 0 all allowed, 1 any denied, 2 invalid entry, target or usage.
+    Check(PolicyCheckArgs),
+}
+
+/// Arguments of `switchyard policy check`.
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// An allowed-hosts entry: `*` or `[scheme://]host[:port]` (repeatable).
+    #[arg(long = "allow", value_name = "ENTRY")]
+    pub allow: Vec<AllowedHost>,
+    /// Pretend DNS resolved NAME to these addresses (repeatable): `api.example.com=192.0.2.1,192.0.2.2`.
+    #[arg(long = "resolved", value_name = "NAME=IP[,IP...]")]
+    pub resolved: Vec<Resolved>,
+    /// A blocked network (`default`, `private`, an address or a CIDR); replaces the default list
+    /// (repeatable; write `default` to keep the defaults too).
+    #[arg(long = "deny-network", value_name = "NETWORK")]
+    pub deny_networks: Vec<DenyNetworkSpec>,
+    /// Use the allowed hosts and deny networks of a tenant from this config (with --tenant).
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    pub config: Option<PathBuf>,
+    /// The tenant of --config whose policy to use.
+    #[arg(long, value_name = "TENANT", requires = "config")]
+    pub tenant: Option<String>,
+    /// Targets to decide: `scheme://host[:port]`, e.g. `tcp://10.1.2.3:5432`, `https://api.example.com`.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<Target>,
+}
+
+/// Output formats of `switchyard map`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MapFormat {
+    /// A readable tree.
+    Text,
+}
+
+/// Flags that replace config values, field by field.
+#[derive(Debug, Clone, Args)]
+pub struct OverrideArgs {
+    /// Replace the config's `profile`.
+    #[arg(long, value_enum)]
+    profile: Option<ProfileArg>,
+    /// Replace the config's `admin.listen`.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    Dev,
+    Prod,
+}
+
+impl OverrideArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            profile: self.profile.map(|p| match p {
+                ProfileArg::Dev => Profile::Dev,
+                ProfileArg::Prod => Profile::Prod,
+            }),
+            admin_listen: self.admin_listen,
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the chosen command and gives its exit status.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Check { config, overrides } => {
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                else {
+                    return Ok(ExitCode::from(2));
+                };
+                let c = &loaded.config;
+                let count = |f: fn(&crate::config::Tenant) -> usize| c.tenants.iter().map(f).sum::<usize>();
+                println!(
+                    "ok: {}: {} tenants, {} components, {} forwards, {} pools (profile {})",
+                    config.display(),
+                    c.tenants.len(),
+                    count(|t| t.components.len()),
+                    count(|t| t.forwards.len()),
+                    count(|t| t.pools.len()),
+                    c.profile,
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Map { config, format: MapFormat::Text, overrides } => {
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                else {
+                    return Ok(ExitCode::from(2));
+                };
+                print!("{}", crate::map::text(&config, &loaded.config));
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Policy { command: PolicyCommand::Check(args) } => crate::policy_check::run(&args),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Decoding of the document root and of tenants, with the checks that span several items:
+//! unique names, unique virtual ports, ingress routes, and forwards and pool backends that their
+//! tenant's policy must allow.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use serde_yaml::Value;
+use switchyard_policy::{AllowedHost, DenyNetworkSpec, Target};
+
+use super::Overrides;
+use super::diagnostics::Diagnostics;
+use super::model::{Admin, Backend, ComponentKind, Config, Profile, Tenant, TenantLimits};
+use super::path::KeyPath;
+use super::reader::{integer, mapping, parsed, sequence, socket_addr, string};
+use super::sections::{self, EnvLookup, valid_name};
+
+const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "tenants"];
+const ADMIN_KEYS: &[&str] = &["listen"];
+const TENANT_KEYS: &[&str] =
+    &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
+const LIMIT_KEYS: &[&str] = &["max_sockets", "max_connections"];
+
+/// Decodes and checks a whole document.
+pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvLookup<'_>) -> Option<Config> {
+    let top = KeyPath::root();
+    let f = mapping(d, value, &top, ROOT_KEYS)?;
+    if let Some((v, p)) = f.get("version")
+        && v.as_u64() != Some(1)
+    {
+        d.error(&p, "this Switchyard reads config `version: 1` only");
+    }
+    let profile = match (overrides.profile, f.get("profile")) {
+        (Some(profile), _) => Some(profile),
+        (None, None) => Some(Profile::Prod),
+        (None, Some((v, p))) => match string(d, v, &p).as_deref() {
+            Some("dev") => Some(Profile::Dev),
+            Some("prod") => Some(Profile::Prod),
+            Some(other) => {
+                d.error(&p, format!("unknown profile `{other}`: expected `dev` or `prod`"));
+                None
+            }
+            None => None,
+        },
+    };
+    let state_dir = match f.get("state_dir") {
+        Some((v, p)) => string(d, v, &p),
+        None => Some(".switchyard".to_owned()),
+    };
+    let admin = match (overrides.admin_listen, f.get("admin")) {
+        (Some(listen), _) => Some(Admin { listen: Some(listen) }),
+        (None, None) => Some(Admin { listen: None }),
+        (None, Some((v, p))) => mapping(d, v, &p, ADMIN_KEYS).and_then(|a| match a.get("listen") {
+            Some((v, p)) => socket_addr(d, v, &p).map(|listen| Admin { listen: Some(listen) }),
+            None => Some(Admin { listen: None }),
+        }),
+    };
+    let tenants = match f.get("tenants") {
+        Some((v, p)) => {
+            let items = sequence(d, v, &p);
+            if items.is_empty() && v.is_sequence() {
+                d.error(&p, "declare at least one tenant");
+            }
+            let profile = profile.unwrap_or_default();
+            let decoded: Vec<_> =
+                items.iter().map(|(v, p)| (tenant(d, v, p, profile, env), p.clone())).collect();
+            cross_tenant_checks(d, &decoded, admin.as_ref().and_then(|a| a.listen));
+            decoded.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()
+        }
+        None => {
+            d.error(&top, "missing required key `tenants`");
+            None
+        }
+    };
+    Some(Config { profile: profile?, state_dir: state_dir?.into(), admin: admin?, tenants: tenants? })
+}
+
+fn tenant(
+    d: &mut Diagnostics,
+    value: &Value,
+    path: &KeyPath,
+    profile: Profile,
+    env: EnvLookup<'_>,
+) -> Option<Tenant> {
+    let f = mapping(d, value, path, TENANT_KEYS)?;
+    let name = match f.get("name") {
+        Some((v, p)) => valid_name(d, v, &p),
+        None => {
+            d.error(path, "missing required key `name`");
+            None
+        }
+    };
+    let label = name.clone().unwrap_or_else(|| path.to_string());
+    let (allowed_hosts, declared) = match f.get("allowed_hosts") {
+        Some((v, p)) => (all(sequence(d, v, &p).iter().map(|(v, p)| parsed::<AllowedHost>(d, v, p))), true),
+        None if f.has("allowed_hosts") => (Some(Vec::new()), true),
+        None if profile == Profile::Dev => {
+            d.warning(
+                &path.key("name"),
+                format!(
+                    "tenant `{label}` declares no allowed_hosts: profile dev allows every host (`*`); \
+                     declare allowed_hosts before running with profile prod"
+                ),
+            );
+            (Some(vec![AllowedHost::any()]), false)
+        }
+        None => (Some(Vec::new()), false),
+    };
+    let deny_networks = match f.get("deny_networks") {
+        Some((v, p)) => all(sequence(d, v, &p).iter().map(|(v, p)| parsed::<DenyNetworkSpec>(d, v, p))),
+        None => Some(vec![DenyNetworkSpec::Default]),
+    };
+    let limits = match f.get("limits") {
+        Some((v, p)) => limits(d, v, &p),
+        None => Some(default_limits()),
+    };
+    let list =
+        |d: &mut Diagnostics, key: &str| f.get(key).map(|(v, p)| sequence(d, v, &p)).unwrap_or_default();
+    let components: Vec<_> =
+        list(d, "components").into_iter().map(|(v, p)| (sections::component(d, v, &p), p)).collect();
+    let forwards: Vec<_> =
+        list(d, "forwards").into_iter().map(|(v, p)| (sections::forward(d, v, &p), p)).collect();
+    let pools: Vec<_> =
+        list(d, "pools").into_iter().map(|(v, p)| (sections::pool(d, v, &p, env), p)).collect();
+
+    unique(
+        d,
+        components.iter().filter_map(|(c, p)| Some((c.as_ref()?.name.clone(), p.key("name")))),
+        "component name",
+    );
+    unique(d, pools.iter().filter_map(|(x, p)| Some((x.as_ref()?.name.clone(), p.key("name")))), "pool name");
+    let ports = forwards
+        .iter()
+        .filter_map(|(x, p)| Some((x.as_ref()?.port, p.clone())))
+        .chain(pools.iter().filter_map(|(x, p)| Some((x.as_ref()?.port, p.key("port")))));
+    unique(d, ports, "virtual port");
+
+    let mut tenant = Tenant {
+        name: name?,
+        allowed_hosts: allowed_hosts?,
+        allowed_hosts_declared: declared,
+        deny_networks: deny_networks?,
+        limits: limits?,
+        components: Vec::new(),
+        forwards: Vec::new(),
+        pools: Vec::new(),
+    };
+    let policy = tenant.policy();
+    let who = format!("tenant `{}`", tenant.name);
+    for (forward, p) in &forwards {
+        if let Some(fw) = forward {
+            let target = Target::new(switchyard_policy::Scheme::tcp(), fw.host.clone(), fw.to_port);
+            if let switchyard_policy::Decision::Deny(denied) = policy.decide(&target) {
+                d.error(
+                    p,
+                    format!("forward to {}:{} is not allowed for {who}: {denied}", fw.host, fw.to_port),
+                );
+            }
+        }
+    }
+    for (pool, p) in &pools {
+        if let Some(Backend::Server { host, port }) = pool.as_ref().map(|x| &x.backend) {
+            let scheme = switchyard_policy::Scheme::parse("mysql").ok()?;
+            let target = Target::new(scheme, host.clone(), *port);
+            if let switchyard_policy::Decision::Deny(denied) = policy.decide(&target) {
+                d.error(
+                    &p.key("backend"),
+                    format!("pool backend {target} is not allowed for {who}: {denied}"),
+                );
+            }
+        }
+    }
+    tenant.components = all(components.into_iter().map(|(c, _)| c))?;
+    tenant.forwards = all(forwards.into_iter().map(|(x, _)| x))?;
+    tenant.pools = all(pools.into_iter().map(|(x, _)| x))?;
+    Some(tenant)
+}
+
+/// The tenant limits when none are written.
+pub fn default_limits() -> TenantLimits {
+    TenantLimits { max_sockets: 1024, max_connections: 4096 }
+}
+
+fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLimits> {
+    let f = mapping(d, value, path, LIMIT_KEYS)?;
+    let default = default_limits();
+    let max_sockets =
+        f.get("max_sockets").map_or(Some(default.max_sockets), |(v, p)| integer(d, v, &p, "a count"));
+    let max_connections =
+        f.get("max_connections").map_or(Some(default.max_connections), |(v, p)| integer(d, v, &p, "a count"));
+    Some(TenantLimits { max_sockets: max_sockets?, max_connections: max_connections? })
+}
+
+/// Collects every item, or `None` if any failed (after all were tried).
+fn all<T>(items: impl IntoIterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let items: Vec<Option<T>> = items.into_iter().collect();
+    items.into_iter().collect()
+}
+
+/// Reports every value that was already used at an earlier path.
+fn unique<K: Eq + std::hash::Hash + std::fmt::Display>(
+    d: &mut Diagnostics,
+    items: impl IntoIterator<Item = (K, KeyPath)>,
+    what: &str,
+) {
+    let mut seen: HashMap<K, KeyPath> = HashMap::new();
+    for (key, path) in items {
+        match seen.get(&key) {
+            Some(first) => d.error(&path, format!("{what} {key} is already used at {first}")),
+            None => {
+                seen.insert(key, path);
+            }
+        }
+    }
+}
+
+fn cross_tenant_checks(
+    d: &mut Diagnostics,
+    tenants: &[(Option<Tenant>, KeyPath)],
+    admin: Option<SocketAddr>,
+) {
+    let decoded = || tenants.iter().filter_map(|(t, p)| Some((t.as_ref()?, p)));
+    unique(d, decoded().map(|(t, p)| (t.name.clone(), p.key("name"))), "tenant name");
+    let routes = decoded().flat_map(|(t, p)| {
+        t.components.iter().enumerate().filter_map(move |(i, c)| match &c.kind {
+            ComponentKind::Http(ing) => Some((
+                format!(
+                    "{} host {} path {}",
+                    ing.listen,
+                    ing.host.as_deref().unwrap_or("*"),
+                    ing.path_prefix
+                ),
+                p.key("components").index(i).key("ingress"),
+            )),
+            ComponentKind::Service(_) => None,
+        })
+    });
+    unique(d, routes, "ingress route");
+    let publish = decoded()
+        .flat_map(|(t, p)| {
+            t.pools
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, x)| Some((x.publish?, p.key("pools").index(i).key("publish"))))
+        })
+        .chain(admin.map(|a| (a, KeyPath::root().key("admin").key("listen"))));
+    unique(d, publish.clone(), "host address");
+    let ingress: Vec<SocketAddr> = decoded()
+        .flat_map(|(t, _)| t.components.iter())
+        .filter_map(|c| match &c.kind {
+            ComponentKind::Http(ing) => Some(ing.listen),
+            ComponentKind::Service(_) => None,
+        })
+        .collect();
+    for (addr, path) in publish {
+        if ingress.contains(&addr) {
+            d.error(&path, format!("host address {addr} is already an http ingress address"));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The config: YAML (schema v1) parsed once into typed, validated values.
+//!
+//! Loading reports every problem, each with its key path and line, not only the first; secrets
+//! are resolved from the environment and never shown. The schema is documented in `docs/config.md`.
+
+mod decode;
+mod diagnostics;
+mod model;
+mod path;
+mod positions;
+mod reader;
+mod secret;
+mod sections;
+
+use std::net::SocketAddr;
+
+pub use diagnostics::{Diagnostic, Severity};
+pub use model::{
+    Admin, Backend, Component, ComponentKind, Config, Forward, ForwardTls, Ingress, Pool, PoolMode, Profile,
+    Restart, Tenant, TenantLimits,
+};
+pub use path::KeyPath;
+pub use secret::Secret;
+
+use diagnostics::Diagnostics;
+use positions::Positions;
+
+/// Values given on the command line that replace the config's, field by field.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--profile`.
+    pub profile: Option<Profile>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// A loaded config and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The validated config.
+    pub config: Config,
+    /// Findings that did not prevent loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses and validates `text`. On failure, every finding (errors and warnings) is returned.
+pub fn load(
+    text: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut d = Diagnostics::new(Positions::index(text));
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            let message = e.to_string();
+            return Err(vec![Diagnostic { severity: Severity::Error, path: KeyPath::root(), line, message }]);
+        }
+    };
+    let config = decode::root(&mut d, &value, overrides, env);
+    match config {
+        Some(config) if !d.has_errors() => Ok(Loaded { config, warnings: d.into_items() }),
+        _ => {
+            if !d.has_errors() {
+                d.error(&KeyPath::root(), "the config could not be read");
+            }
+            let mut findings = d.into_items();
+            findings.sort_by_key(|f| f.line.unwrap_or(usize::MAX));
+            Err(findings)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

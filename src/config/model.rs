@@ -1,0 +1,225 @@
+//! The typed config (schema v1): what a validated YAML document becomes. Documented for users in
+//! `docs/config.md`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchyard_policy::{AllowedHost, BlockedNetworks, DenyNetworkSpec, Policy, TargetHost};
+
+use super::secret::Secret;
+
+/// The whole config. Every value has been validated; cross-references hold (unique names and
+/// virtual ports per tenant, forwards and pool backends allowed by their tenant's policy).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `dev` or `prod`; decides what a tenant without `allowed_hosts` gets.
+    pub profile: Profile,
+    /// Where Switchyard keeps state (embedded databases), relative to the config file's folder.
+    pub state_dir: PathBuf,
+    /// The admin/metrics endpoint.
+    pub admin: Admin,
+    /// The tenants, in declaration order.
+    pub tenants: Vec<Tenant>,
+}
+
+/// The deployment profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Development: a tenant without `allowed_hosts` gets `*` (with a warning).
+    Dev,
+    /// Production (the default): a tenant without `allowed_hosts` gets nothing.
+    #[default]
+    Prod,
+}
+
+/// The admin endpoint (`/metrics`, `/healthz`).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Where it listens; `None` disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+/// One tenant: its own virtual network, policy, components, forwards and pools.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Unique name (`[a-z0-9][a-z0-9_-]*`).
+    pub name: String,
+    /// The allow-list in force (after the profile rule for a missing list).
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Whether `allowed_hosts` was written in the config (false: it came from the profile rule).
+    pub allowed_hosts_declared: bool,
+    /// The `deny_networks` items (the default list when not written).
+    pub deny_networks: Vec<DenyNetworkSpec>,
+    /// Caps on the tenant's virtual network.
+    pub limits: TenantLimits,
+    /// Wasm components.
+    pub components: Vec<Component>,
+    /// Declared forwards from virtual ports to real hosts.
+    pub forwards: Vec<Forward>,
+    /// MySQL pools mounted on virtual ports.
+    pub pools: Vec<Pool>,
+}
+
+impl Tenant {
+    /// The tenant's egress policy.
+    pub fn policy(&self) -> Policy {
+        Policy::new(self.allowed_hosts.clone(), BlockedNetworks::from_specs(&self.deny_networks))
+    }
+}
+
+/// Caps on one tenant's virtual network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Sockets open at once across the tenant's guests.
+    pub max_sockets: u32,
+    /// Virtual connections open at once.
+    pub max_connections: u32,
+}
+
+/// A wasm component.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// Unique within the tenant.
+    pub name: String,
+    /// The `.wasm` file, relative to the config file's folder.
+    pub wasm: PathBuf,
+    /// Environment variables given to the guest.
+    pub env: BTreeMap<String, String>,
+    /// How it runs.
+    pub kind: ComponentKind,
+}
+
+/// How a component runs.
+#[derive(Debug, Clone)]
+pub enum ComponentKind {
+    /// `wasi:http/incoming-handler`, one instance per request behind an ingress.
+    Http(Ingress),
+    /// `wasi:cli/run`, long-lived and supervised.
+    Service(Restart),
+}
+
+/// Where an http component receives requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    /// The host address the ingress listens on.
+    pub listen: SocketAddr,
+    /// Only requests for this `Host` (lowercase, no port); `None` = any host.
+    pub host: Option<String>,
+    /// Only requests whose path starts with this prefix (starts with `/`).
+    pub path_prefix: String,
+}
+
+/// How a service component is restarted when it exits or traps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// Restarts in a row before the service is given up (and its tenant reported not ready).
+    pub max_restarts: u32,
+    /// The first backoff; each further restart doubles it.
+    pub backoff_initial: Duration,
+    /// The longest backoff.
+    pub backoff_max: Duration,
+}
+
+/// A declared forward: connects to virtual `port` are relayed to `host:to_port`.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The virtual port on the tenant's network.
+    pub port: u16,
+    /// The real host (name or address).
+    pub host: TargetHost,
+    /// The real port.
+    pub to_port: u16,
+    /// TLS origination, if any.
+    pub tls: Option<ForwardTls>,
+    /// How long a connect may take.
+    pub connect_timeout: Duration,
+    /// Connections open at once through this forward.
+    pub max_connections: u32,
+}
+
+/// TLS origination for a forward.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardTls {
+    /// The name verified in the certificate and sent as SNI; default: the target name.
+    pub server_name: Option<String>,
+    /// A PEM file of CA certificates to trust instead of the system roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// A MySQL pool: a per-tenant pooler on a virtual port, holding connections to one backend.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Unique within the tenant.
+    pub name: String,
+    /// The virtual port clients connect to.
+    pub port: u16,
+    /// The MySQL/MariaDB server.
+    pub backend: Backend,
+    /// The database (schema) to use.
+    pub database: Option<String>,
+    /// The user clients and backend connections authenticate as.
+    pub user: String,
+    /// That user's password.
+    pub password: Secret,
+    /// TLS to the backend.
+    pub tls: bool,
+    /// How sessions share connections.
+    pub mode: PoolMode,
+    /// Backend connections at most.
+    pub max_connections: u32,
+    /// Idle backend connections kept ready.
+    pub min_idle: u32,
+    /// An idle connection above `min_idle` is closed after this long.
+    pub idle_timeout: Duration,
+    /// A connection is replaced after this long.
+    pub max_lifetime: Duration,
+    /// How long a client waits for a connection before an error.
+    pub checkout_timeout: Duration,
+    /// Client sessions open at once.
+    pub max_client_sessions: u32,
+    /// An optional real host address where the pooler is also published.
+    pub publish: Option<SocketAddr>,
+}
+
+/// Where a pool's connections go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A private MariaDB that Switchyard starts itself.
+    Embedded,
+    /// A real server.
+    Server {
+        /// Its host.
+        host: TargetHost,
+        /// Its port.
+        port: u16,
+    },
+}
+
+/// How client sessions share backend connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A connection is held only inside a transaction or while pinned.
+    Transaction,
+    /// A connection is held for the whole session, then reset and reused.
+    Session,
+}
+
+impl std::fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        })
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Dev => "dev",
+            Profile::Prod => "prod",
+        })
+    }
+}

@@ -1,0 +1,385 @@
+//! Decoding of a tenant's items: components, forwards and pools. Each returns `None` after
+//! recording every problem it found, so that one pass reports all of them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_yaml::Value;
+use switchyard_policy::{Target, TargetErrorKind, TargetHost};
+
+use super::diagnostics::Diagnostics;
+use super::model::{
+    Backend, Component, ComponentKind, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
+};
+use super::path::KeyPath;
+use super::reader::{self, boolean, duration, integer, mapping, port, socket_addr, string};
+use super::secret::Secret;
+
+/// Looks up environment variables for secrets.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Checks a tenant, component or pool name: `[a-z0-9][a-z0-9_-]*`, at most 63 characters.
+pub fn valid_name(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<String> {
+    let name = string(d, value, path)?;
+    let ok = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        d.error(
+            path,
+            format!("`{name}` is not a valid name: use lowercase letters, digits, `-` and `_` (at most 63)"),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn required<'v>(d: &mut Diagnostics, fields: &reader::Fields<'v>, key: &str) -> Option<(&'v Value, KeyPath)> {
+    let found = fields.get(key);
+    if found.is_none() {
+        d.error(fields.path(), format!("missing required key `{key}`"));
+    }
+    found
+}
+
+/// Parses `host:port` (IPv6 as `[addr]:port`) as a TCP destination.
+fn host_port(text: &str) -> Result<(TargetHost, u16), String> {
+    match format!("tcp://{text}").parse::<Target>() {
+        Ok(t) => Ok((t.host().clone(), t.port())),
+        Err(e) if matches!(e.kind, TargetErrorKind::NoDefaultPort(_)) => {
+            Err(format!("`{text}` has no port: write `{text}:PORT`"))
+        }
+        Err(e) => Err(format!("`{text}` is not host:port: {}", e.kind)),
+    }
+}
+
+const COMPONENT_KEYS: &[&str] = &["name", "kind", "wasm", "env", "ingress", "restart"];
+const INGRESS_KEYS: &[&str] = &["listen", "host", "path_prefix"];
+const RESTART_KEYS: &[&str] = &["max_restarts", "backoff_initial", "backoff_max"];
+
+/// Decodes one component.
+pub fn component(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Component> {
+    let f = mapping(d, value, path, COMPONENT_KEYS)?;
+    let name = required(d, &f, "name").and_then(|(v, p)| valid_name(d, v, &p));
+    let wasm = required(d, &f, "wasm").and_then(|(v, p)| string(d, v, &p));
+    let env = f.get("env").map_or(Some(BTreeMap::new()), |(v, p)| environment(d, v, &p));
+    let kind = match required(d, &f, "kind") {
+        Some((v, p)) => match string(d, v, &p).as_deref() {
+            Some("http") => {
+                if let Some((_, p)) = f.get("restart") {
+                    d.error(&p, "`restart` is only for components of kind `service`");
+                }
+                match required(d, &f, "ingress") {
+                    Some((v, p)) => ingress(d, v, &p).map(ComponentKind::Http),
+                    None => None,
+                }
+            }
+            Some("service") => {
+                if let Some((_, p)) = f.get("ingress") {
+                    d.error(&p, "`ingress` is only for components of kind `http`");
+                }
+                f.get("restart")
+                    .map_or(Some(default_restart()), |(v, p)| restart(d, v, &p))
+                    .map(ComponentKind::Service)
+            }
+            Some(other) => {
+                d.error(&p, format!("unknown component kind `{other}`: expected `http` or `service`"));
+                None
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Some(Component { name: name?, wasm: wasm?.into(), env: env?, kind: kind? })
+}
+
+fn environment(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<BTreeMap<String, String>> {
+    let Value::Mapping(map) = value else {
+        d.error(
+            path,
+            format!("expected a mapping of variable names to values, found {}", reader::kind(value)),
+        );
+        return None;
+    };
+    let mut env = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in map {
+        let (Some(key), Some(text)) = (k.as_str(), scalar_text(v)) else {
+            d.error(path, "environment variables are `NAME: value` pairs of strings, numbers or booleans");
+            ok = false;
+            continue;
+        };
+        env.insert(key.to_owned(), text);
+    }
+    ok.then_some(env)
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn ingress(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Ingress> {
+    let f = mapping(d, value, path, INGRESS_KEYS)?;
+    let listen = required(d, &f, "listen").and_then(|(v, p)| socket_addr(d, v, &p));
+    let host = match f.get("host") {
+        Some((v, p)) => Some(string(d, v, &p).map(|h| h.to_ascii_lowercase())),
+        None => Some(None),
+    };
+    let path_prefix = match f.get("path_prefix") {
+        Some((v, p)) => string(d, v, &p).filter(|prefix| {
+            let ok = prefix.starts_with('/');
+            if !ok {
+                d.error(&p, format!("path_prefix `{prefix}` must start with `/`"));
+            }
+            ok
+        }),
+        None => Some("/".to_owned()),
+    };
+    Some(Ingress { listen: listen?, host: host?, path_prefix: path_prefix? })
+}
+
+/// The restart policy of a service that declares none.
+pub fn default_restart() -> Restart {
+    Restart {
+        max_restarts: 10,
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(30),
+    }
+}
+
+fn restart(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Restart> {
+    let f = mapping(d, value, path, RESTART_KEYS)?;
+    let default = default_restart();
+    let max_restarts = f
+        .get("max_restarts")
+        .map_or(Some(default.max_restarts), |(v, p)| integer(d, v, &p, "a number of restarts"));
+    let backoff_initial =
+        f.get("backoff_initial").map_or(Some(default.backoff_initial), |(v, p)| duration(d, v, &p));
+    let backoff_max = f.get("backoff_max").map_or(Some(default.backoff_max), |(v, p)| duration(d, v, &p));
+    let r =
+        Restart { max_restarts: max_restarts?, backoff_initial: backoff_initial?, backoff_max: backoff_max? };
+    if r.backoff_initial > r.backoff_max {
+        d.error(path, "backoff_initial must not exceed backoff_max");
+        return None;
+    }
+    Some(r)
+}
+
+const FORWARD_KEYS: &[&str] = &["port", "to", "tls", "connect_timeout", "max_connections"];
+const TLS_KEYS: &[&str] = &["server_name", "ca"];
+
+/// Decodes one forward: `"PORT:HOST:PORT"` or the long form.
+pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Forward> {
+    let defaults = (Duration::from_secs(5), 256);
+    if let Value::String(short) = value {
+        let parsed = short
+            .split_once(':')
+            .ok_or_else(|| format!("`{short}` is not `PORT:HOST:PORT` (e.g. `3306:db.internal:3306`)"))
+            .and_then(|(guest, to)| {
+                let guest = switchyard_policy::PortPattern::parse(guest)
+                    .ok()
+                    .and_then(|p| match p {
+                        switchyard_policy::PortPattern::Range { lo, hi } if lo == hi => Some(lo),
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("`{guest}` in `{short}` is not a port number from 1 to 65535"))?;
+                Ok((guest, host_port(to)?))
+            });
+        return match parsed {
+            Ok((port, (host, to_port))) => Some(Forward {
+                port,
+                host,
+                to_port,
+                tls: None,
+                connect_timeout: defaults.0,
+                max_connections: defaults.1,
+            }),
+            Err(message) => {
+                d.error(path, message);
+                None
+            }
+        };
+    }
+    let f = mapping(d, value, path, FORWARD_KEYS)?;
+    let guest = required(d, &f, "port").and_then(|(v, p)| port(d, v, &p));
+    let to = required(d, &f, "to").and_then(|(v, p)| {
+        let text = string(d, v, &p)?;
+        host_port(&text).map_err(|m| d.error(&p, m)).ok()
+    });
+    let tls = match f.get("tls") {
+        None => Some(None),
+        Some((Value::Bool(b), _)) => Some(b.then(ForwardTls::default)),
+        Some((v, p)) => forward_tls(d, v, &p).map(Some),
+    };
+    let connect_timeout = f.get("connect_timeout").map_or(Some(defaults.0), |(v, p)| duration(d, v, &p));
+    let max_connections = f
+        .get("max_connections")
+        .map_or(Some(defaults.1), |(v, p)| positive(d, v, &p, "a number of connections"));
+    let (host, to_port) = to?;
+    Some(Forward {
+        port: guest?,
+        host,
+        to_port,
+        tls: tls?,
+        connect_timeout: connect_timeout?,
+        max_connections: max_connections?,
+    })
+}
+
+fn forward_tls(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<ForwardTls> {
+    let f = mapping(d, value, path, TLS_KEYS)?;
+    let server_name = match f.get("server_name") {
+        Some((v, p)) => Some(string(d, v, &p)),
+        None => Some(None),
+    };
+    let ca = match f.get("ca") {
+        Some((v, p)) => Some(string(d, v, &p).map(Into::into)),
+        None => Some(None),
+    };
+    Some(ForwardTls { server_name: server_name?, ca: ca? })
+}
+
+fn positive(d: &mut Diagnostics, value: &Value, path: &KeyPath, what: &str) -> Option<u32> {
+    let n: u32 = integer(d, value, path, what)?;
+    if n == 0 {
+        d.error(path, format!("expected {what} of at least 1, found 0"));
+        return None;
+    }
+    Some(n)
+}
+
+const POOL_KEYS: &[&str] = &[
+    "name",
+    "port",
+    "backend",
+    "database",
+    "user",
+    "password",
+    "tls",
+    "mode",
+    "max_connections",
+    "min_idle",
+    "idle_timeout",
+    "max_lifetime",
+    "checkout_timeout",
+    "max_client_sessions",
+    "publish",
+];
+
+/// Decodes one pool; its password is resolved from the environment.
+pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'_>) -> Option<Pool> {
+    let f = mapping(d, value, path, POOL_KEYS)?;
+    let name = required(d, &f, "name").and_then(|(v, p)| valid_name(d, v, &p));
+    let guest = f.get("port").map_or(Some(3306), |(v, p)| port(d, v, &p));
+    let backend = required(d, &f, "backend").and_then(|(v, p)| backend(d, v, &p));
+    let database = match f.get("database") {
+        Some((v, p)) => Some(string(d, v, &p)),
+        None => Some(None),
+    };
+    let user = required(d, &f, "user").and_then(|(v, p)| string(d, v, &p));
+    let password = required(d, &f, "password").and_then(|(v, p)| {
+        let text = string(d, v, &p)?;
+        Secret::resolve(&text, env).map_err(|e| d.error(&p, e)).ok()
+    });
+    let tls = f.get("tls").map_or(Some(false), |(v, p)| boolean(d, v, &p));
+    let mode = match f.get("mode") {
+        None => Some(PoolMode::Transaction),
+        Some((v, p)) => match string(d, v, &p).as_deref() {
+            Some("transaction") => Some(PoolMode::Transaction),
+            Some("session") => Some(PoolMode::Session),
+            Some(other) => {
+                d.error(&p, format!("unknown pool mode `{other}`: expected `transaction` or `session`"));
+                None
+            }
+            None => None,
+        },
+    };
+    let count = |d: &mut Diagnostics, key: &str, default: u32| {
+        f.get(key).map_or(Some(default), |(v, p)| positive(d, v, &p, "a count"))
+    };
+    let max_connections = count(d, "max_connections", 8);
+    let max_client_sessions = count(d, "max_client_sessions", 1000);
+    let min_idle = f.get("min_idle").map_or(Some(0), |(v, p)| integer(d, v, &p, "a count"));
+    let time = |d: &mut Diagnostics, key: &str, default: Duration| {
+        f.get(key).map_or(Some(default), |(v, p)| duration(d, v, &p))
+    };
+    let idle_timeout = time(d, "idle_timeout", Duration::from_secs(600));
+    let max_lifetime = time(d, "max_lifetime", Duration::from_secs(3600));
+    let checkout_timeout = time(d, "checkout_timeout", Duration::from_secs(5));
+    let publish = match f.get("publish") {
+        Some((v, p)) => socket_addr(d, v, &p).map(Some),
+        None => Some(None),
+    };
+    let pool = Pool {
+        name: name?,
+        port: guest?,
+        backend: backend?,
+        database: database?,
+        user: user?,
+        password: password?,
+        tls: tls?,
+        mode: mode?,
+        max_connections: max_connections?,
+        min_idle: min_idle?,
+        idle_timeout: idle_timeout?,
+        max_lifetime: max_lifetime?,
+        checkout_timeout: checkout_timeout?,
+        max_client_sessions: max_client_sessions?,
+        publish: publish?,
+    };
+    let mut ok = true;
+    if pool.min_idle > pool.max_connections {
+        d.error(
+            &path.key("min_idle"),
+            format!("min_idle ({}) exceeds max_connections ({})", pool.min_idle, pool.max_connections),
+        );
+        ok = false;
+    }
+    if pool.tls && pool.backend == Backend::Embedded {
+        d.error(
+            &path.key("tls"),
+            "the embedded backend is local to this host: `tls` applies only to a server backend",
+        );
+        ok = false;
+    }
+    ok.then_some(pool)
+}
+
+fn backend(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Backend> {
+    let text = string(d, value, path)?;
+    if text == "embedded" {
+        return Some(Backend::Embedded);
+    }
+    match text.parse::<Target>() {
+        Ok(t) if t.scheme().as_str() == "mysql" => {
+            Some(Backend::Server { host: t.host().clone(), port: t.port() })
+        }
+        Ok(_) => {
+            d.error(path, format!("backend `{text}` must be `embedded` or `mysql://HOST[:PORT]`"));
+            None
+        }
+        Err(e) => {
+            d.error(path, format!("backend must be `embedded` or `mysql://HOST[:PORT]`: {}", e.kind));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_needs_a_port_and_brackets_for_ipv6() {
+        assert!(host_port("db.internal:5432").is_ok());
+        assert!(host_port("[2001:db8::1]:5432").is_ok());
+        assert!(host_port("db.internal").unwrap_err().contains("has no port"));
+        assert!(host_port("db.internal:0").is_err());
+        assert!(host_port("user@db:1").is_err());
+    }
+}

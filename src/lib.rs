@@ -1,0 +1,20 @@
+//! The `switchyard` binary's library: the command line, the config, and (in later issues) the
+//! wasm host and the wiring of `vnet`, `pooler` and `policy`.
+//!
+//! ```text
+//!   switchyard (this crate) ── config, CLI, wasm host, wiring
+//!        ├── switchyard-vnet   ── virtual loopback networks, forwards (→ policy)
+//!        ├── switchyard-pooler ── MySQL pooling (knows nothing of wasmtime)
+//!        └── switchyard-policy ── default-deny decisions (pure)
+//! ```
+//!
+//! It does not implement protocols itself; the crates below do.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod config_file;
+pub mod map;
+pub mod policy_check;

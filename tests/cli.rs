@@ -1,0 +1,218 @@
+//! The `switchyard` command line, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.args(args).env_remove("ACME_DB_PASSWORD").env_remove("GLOBEX_DB_PASSWORD").env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("switchyard runs")
+}
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const SECRETS: &[(&str, &str)] =
+    &[("ACME_DB_PASSWORD", "pw-acme-7f3a9c"), ("GLOBEX_DB_PASSWORD", "pw-globex-1b2d4e")];
+
+#[test]
+fn policy_check_prints_one_line_per_target_and_exits_by_the_outcome() {
+    let out = switchyard(
+        &[
+            "policy",
+            "check",
+            "--allow",
+            "https://*.example.com",
+            "--allow",
+            "tcp://10.0.0.0/8",
+            "https://api.example.com",
+            "tcp://10.1.2.3:5432",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("allow https://api.example.com:443")
+            && lines[0].contains("https://*.example.com")
+    );
+    assert!(lines[1].starts_with("allow tcp://10.1.2.3:5432") && lines[1].contains("tcp://10.0.0.0/8"));
+
+    let out = switchyard(
+        &["policy", "check", "--allow", "*", "tcp://10.1.2.3:5432", "tcp://169.254.169.254:80"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.starts_with("deny") && l.contains("169.254.0.0/16")),
+        "{text}"
+    );
+
+    let out = switchyard(&["policy", "check", "mysql://db.internal"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("deny"));
+}
+
+#[test]
+fn policy_check_rejects_invalid_entries_targets_and_usage_with_exit_2() {
+    for args in [
+        &["policy", "check", "--allow", "https://x/path", "https://x"][..],
+        &["policy", "check", "--allow", "10.0.0.1/8", "tcp://10.0.0.1:1"],
+        &["policy", "check", "tcp://db.internal"],
+        &["policy", "check", "db.internal:5432"],
+        &["policy", "check"],
+        &["policy", "check", "--resolved", "x.example=not-an-ip", "tcp://1.2.3.4:1"],
+        &["policy", "check", "--tenant", "acme", "tcp://1.2.3.4:1"],
+    ] {
+        let out = switchyard(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = switchyard(&["policy", "check", "--allow", "10.0.0.1/8", "tcp://10.0.0.1:1"], &[]);
+    assert!(stderr(&out).contains("did you mean `10.0.0.0/8`"), "{}", stderr(&out));
+    let out = switchyard(&["policy", "check", "tcp://db.internal"], &[]);
+    assert!(stderr(&out).contains("no default port"), "{}", stderr(&out));
+}
+
+#[test]
+fn policy_check_uses_resolved_names_and_a_tenants_config() {
+    let out = switchyard(
+        &[
+            "policy",
+            "check",
+            "--allow",
+            "tcp://*.example.com:443",
+            "--resolved",
+            "api.example.com=192.0.2.7",
+            "tcp://192.0.2.7:443",
+            "tcp://192.0.2.8:443",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.lines().next().is_some_and(|l| l.starts_with("allow") && l.contains("api.example.com")),
+        "{text}"
+    );
+    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("deny")), "{text}");
+
+    let config = repo("examples/switchyard.yaml");
+    let args = [
+        "policy",
+        "check",
+        "--config",
+        &config,
+        "--tenant",
+        "acme",
+        "https://www.acme.example",
+        "https://api.globex.example",
+    ];
+    let out = switchyard(&args, SECRETS);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("allow https://www.acme.example:443"), "{text}");
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.starts_with("deny  https://api.globex.example:443")),
+        "{text}"
+    );
+
+    let args = ["policy", "check", "--config", &config, "--tenant", "initech", "https://x.example"];
+    let out = switchyard(&args, SECRETS);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no such tenant") && stderr(&out).contains("acme, globex"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_lists_every_error_with_its_key_path_and_line() {
+    let out = switchyard(&["check", &repo("tests/configs/broken.yaml")], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    for expected in [
+        "broken.yaml:2: error: profil: unknown key `profil`; did you mean `profile`?",
+        "broken.yaml:5: error: tenants[0].allowed_hosts[0]:",
+        "broken.yaml:5: error: tenants[0].allowed_hosts[2]:",
+        "broken.yaml:10: error: tenants[0].components[0].ingres: unknown key `ingres`; did you mean `ingress`?",
+        "broken.yaml:12: error: tenants[0].forwards[0]:",
+        "broken.yaml:14: error: tenants[0].forwards[1].to:",
+        "broken.yaml:19: error: tenants[0].pools[0].password:",
+        "broken.yaml:20: error: tenants[0].pools[0].max_conections:",
+        "broken.yaml:21: error: tenants[1].name:",
+        "10 errors found",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn check_accepts_the_example_and_names_a_missing_secret() {
+    let config = repo("examples/switchyard.yaml");
+    let out = switchyard(&["check", &config], SECRETS);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("ok:"));
+
+    let out = switchyard(&["check", &config], &SECRETS[..1]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("tenants[1].pools[0].password: environment variable `GLOBEX_DB_PASSWORD` is not set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dev_profile_without_allowed_hosts_warns_naming_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.yaml");
+    std::fs::write(&path, "profile: dev\ntenants:\n  - name: sandbox\n").unwrap();
+    let out = switchyard(&["check", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("warning")
+            && stderr(&out).contains("tenant `sandbox` declares no allowed_hosts")
+    );
+    let out = switchyard(&["check", "--profile", "prod", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).is_empty(), "prod gets deny-all silently: {}", stderr(&out));
+}
+
+#[test]
+fn map_draws_every_part_and_never_a_secret() {
+    let out = switchyard(&["map", &repo("examples/switchyard.yaml"), "--format", "text"], SECRETS);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "tenant acme",
+        "tenant globex",
+        "https://*.acme.example",
+        "web (http",
+        "counter (service",
+        ":3306 -> pool main -> embedded MariaDB",
+        ":5432 -> forward -> reports.acme.example:5432, tls",
+        ":6379 -> forward -> cache.globex.example:6379",
+        "password ${env:ACME_DB_PASSWORD}",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    for (_, secret) in SECRETS {
+        assert!(!text.contains(secret) && !stderr(&out).contains(secret));
+    }
+}

@@ -1,7 +1,15 @@
-//! Switchyard's per-workload virtual loopback network (issue: vnet).
+//! Switchyard's per-workload virtual loopback network.
 //!
-//! Not built yet: this crate is a workspace member so that the dependency direction
-//! (`switchyard → vnet → policy`) is fixed from the start. See `ARCHITECTURE.md`.
+//! ```text
+//!   guest wasi:sockets ── vnet (this crate) ── listener of the same workload (in-process stream)
+//!                                           └─ declared forward ── policy ── real socket
+//! ```
+//!
+//! Built so far: [`ports`], the per-family port accounting with ephemeral allocation. The
+//! listener table, in-memory streams, forwards and the `wasi:sockets` host follow (see
+//! `ARCHITECTURE.md`). This crate knows nothing of MySQL or YAML.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod ports;

@@ -42,7 +42,7 @@ pub use blocked::{BlockedNetworks, DEFAULT_BLOCKED, DenyNetworkError, DenyNetwor
 pub use decision::{Allowed, Decision, Denied, DenyReason};
 pub use entry::{AllowedHost, EntryError, EntryErrorKind, HostPattern, SchemePattern};
 pub use name::{HostName, NameError};
-pub use port::{PortError, PortPattern};
+pub use port::{PortError, PortPattern, parse_port};
 pub use scheme::{Scheme, SchemeError};
 pub use syntax::SyntaxError;
 pub use target::{Target, TargetError, TargetErrorKind, TargetHost};

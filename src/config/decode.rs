@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde_yaml::Value;
-use switchyard_policy::{AllowedHost, DenyNetworkSpec, Target};
+use switchyard_policy::{AllowedHost, Decision, DenyNetworkSpec, Policy, Scheme, Target};
 
 use super::Overrides;
 use super::diagnostics::Diagnostics;
@@ -149,31 +149,34 @@ fn tenant(
     let who = format!("tenant `{}`", tenant.name);
     for (forward, p) in &forwards {
         if let Some(fw) = forward {
-            let target = Target::new(switchyard_policy::Scheme::tcp(), fw.host.clone(), fw.to_port);
-            if let switchyard_policy::Decision::Deny(denied) = policy.decide(&target) {
-                d.error(
-                    p,
-                    format!("forward to {}:{} is not allowed for {who}: {denied}", fw.host, fw.to_port),
-                );
-            }
+            let target = Target::new(Scheme::tcp(), fw.host.clone(), fw.to_port);
+            require_allowed(d, &policy, &target, p, &format!("forward to {}:{}", fw.host, fw.to_port), &who);
         }
     }
     for (pool, p) in &pools {
         if let Some(Backend::Server { host, port }) = pool.as_ref().map(|x| &x.backend) {
-            let scheme = switchyard_policy::Scheme::parse("mysql").ok()?;
-            let target = Target::new(scheme, host.clone(), *port);
-            if let switchyard_policy::Decision::Deny(denied) = policy.decide(&target) {
-                d.error(
-                    &p.key("backend"),
-                    format!("pool backend {target} is not allowed for {who}: {denied}"),
-                );
-            }
+            let target = Target::new(Scheme::parse("mysql").ok()?, host.clone(), *port);
+            require_allowed(d, &policy, &target, &p.key("backend"), &format!("pool backend {target}"), &who);
         }
     }
     tenant.components = all(components.into_iter().map(|(c, _)| c))?;
     tenant.forwards = all(forwards.into_iter().map(|(x, _)| x))?;
     tenant.pools = all(pools.into_iter().map(|(x, _)| x))?;
     Some(tenant)
+}
+
+/// Records an error at `path` unless `policy` allows `target`; the message says what would allow it.
+fn require_allowed(
+    d: &mut Diagnostics,
+    policy: &Policy,
+    target: &Target,
+    path: &KeyPath,
+    what: &str,
+    who: &str,
+) {
+    if let Decision::Deny(denied) = policy.decide(target) {
+        d.error(path, format!("{what} is not allowed for {who}: {denied}"));
+    }
 }
 
 /// The tenant limits when none are written.

@@ -181,13 +181,8 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
             .split_once(':')
             .ok_or_else(|| format!("`{short}` is not `PORT:HOST:PORT` (e.g. `3306:db.internal:3306`)"))
             .and_then(|(guest, to)| {
-                let guest = switchyard_policy::PortPattern::parse(guest)
-                    .ok()
-                    .and_then(|p| match p {
-                        switchyard_policy::PortPattern::Range { lo, hi } if lo == hi => Some(lo),
-                        _ => None,
-                    })
-                    .ok_or_else(|| format!("`{guest}` in `{short}` is not a port number from 1 to 65535"))?;
+                let guest = switchyard_policy::parse_port(guest)
+                    .map_err(|e| format!("`{guest}` in `{short}` is not a guest port: {e}"))?;
                 Ok((guest, host_port(to)?))
             });
         return match parsed {

@@ -5,11 +5,13 @@
 //!                                           └─ declared forward ── policy ── real socket
 //! ```
 //!
-//! Built so far: [`ports`], the per-family port accounting with ephemeral allocation. The
-//! listener table, in-memory streams, forwards and the `wasi:sockets` host follow (see
-//! `ARCHITECTURE.md`). This crate knows nothing of MySQL or YAML.
+//! Built so far: [`ports`], the per-family port accounting with ephemeral allocation, and
+//! [`pipe`], the bounded in-memory streams of virtual connections. The listener table, forwards
+//! and the `wasi:sockets` host follow (see `ARCHITECTURE.md`). This crate knows nothing of MySQL
+//! or YAML.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod pipe;
 pub mod ports;

@@ -96,6 +96,11 @@ impl PipeWriter {
         }
         let n = data.len().min(d.capacity - d.buf.len());
         if n > 0 {
+            if d.buf.capacity() - d.buf.len() < n {
+                // Grow once to the whole window instead of doubling step by step.
+                let room = d.capacity - d.buf.len();
+                d.buf.reserve_exact(room);
+            }
             d.buf.extend(&data[..n]);
             if let Some(waker) = d.read_waker.take() {
                 waker.wake();

@@ -59,14 +59,18 @@ fn main() {
     }
     let mib: usize = std::env::var("BULK_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let total = mib << 20;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         let (a, b) = switchyard_vnet::pipe::duplex(switchyard_vnet::pipe::DEFAULT_CAPACITY);
         let virt = transfer(a, b, total).await;
         let (client, server) = kernel_pair().await;
         let kernel = transfer(client, server, total).await;
         println!("bulk {mib} MiB, virtual stream:      {:6.2} GiB/s ({virt:.2?})", gib_per_s(total, virt));
-        println!("bulk {mib} MiB, kernel loopback TCP: {:6.2} GiB/s ({kernel:.2?})", gib_per_s(total, kernel));
+        println!(
+            "bulk {mib} MiB, kernel loopback TCP: {:6.2} GiB/s ({kernel:.2?})",
+            gib_per_s(total, kernel)
+        );
         println!("ratio virtual / kernel: {:.2}x (goal >= 1x)", kernel.as_secs_f64() / virt.as_secs_f64());
     });
 }

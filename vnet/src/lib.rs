@@ -5,13 +5,22 @@
 //!                                           └─ declared forward ── policy ── real socket
 //! ```
 //!
-//! Built so far: [`ports`], the per-family port accounting with ephemeral allocation, and
-//! [`pipe`], the bounded in-memory streams of virtual connections. The listener table, forwards
-//! and the `wasi:sockets` host follow (see `ARCHITECTURE.md`). This crate knows nothing of MySQL
-//! or YAML.
+//! Built so far: the per-workload [`Network`] (bind, listen, accept, connect, wildcard binds,
+//! backlogs, caps), its port accounting ([`ports`]) and the bounded in-memory streams of its
+//! connections ([`pipe`]). Forwards and the `wasi:sockets` host follow (see `ARCHITECTURE.md`).
+//! This crate knows nothing of MySQL or YAML.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod accept;
+mod connection;
+mod error;
+mod network;
 pub mod pipe;
 pub mod ports;
+
+pub use accept::Listener;
+pub use connection::Connection;
+pub use error::{BindError, ConnectError};
+pub use network::{BoundPort, Limits, Network, Usage, is_virtual};

@@ -12,7 +12,7 @@ use super::Overrides;
 use super::diagnostics::Diagnostics;
 use super::model::{Admin, Backend, ComponentKind, Config, Profile, Tenant, TenantLimits};
 use super::path::KeyPath;
-use super::reader::{integer, mapping, parsed, sequence, socket_addr, string};
+use super::reader::{choice, integer, mapping, parsed, sequence, socket_addr, string};
 use super::sections::{self, EnvLookup, valid_name};
 
 const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "tenants"];
@@ -30,31 +30,13 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
     {
         d.error(&p, "this Switchyard reads config `version: 1` only");
     }
-    let profile = match (overrides.profile, f.get("profile")) {
-        (Some(profile), _) => Some(profile),
-        (None, None) => Some(Profile::Prod),
-        (None, Some((v, p))) => match string(d, v, &p).as_deref() {
-            Some("dev") => Some(Profile::Dev),
-            Some("prod") => Some(Profile::Prod),
-            Some(other) => {
-                d.error(&p, format!("unknown profile `{other}`: expected `dev` or `prod`"));
-                None
-            }
-            None => None,
-        },
-    };
-    let state_dir = match f.get("state_dir") {
-        Some((v, p)) => string(d, v, &p),
-        None => Some(".switchyard".to_owned()),
-    };
-    let admin = match (overrides.admin_listen, f.get("admin")) {
-        (Some(listen), _) => Some(Admin { listen: Some(listen) }),
-        (None, None) => Some(Admin { listen: None }),
-        (None, Some((v, p))) => mapping(d, v, &p, ADMIN_KEYS).and_then(|a| match a.get("listen") {
-            Some((v, p)) => socket_addr(d, v, &p).map(|listen| Admin { listen: Some(listen) }),
-            None => Some(Admin { listen: None }),
-        }),
-    };
+    let profiles = [("dev", Profile::Dev), ("prod", Profile::Prod)];
+    let written_profile = f.or(d, "profile", Profile::Prod, |d, v, p| choice(d, v, p, "profile", &profiles));
+    let profile = overrides.profile.or(written_profile);
+    let state_dir = f.or(d, "state_dir", ".switchyard".to_owned(), string);
+    let written_admin =
+        f.or(d, "admin", None, |d, v, p| mapping(d, v, p, ADMIN_KEYS)?.optional(d, "listen", socket_addr));
+    let admin = written_admin.map(|listen| Admin { listen: overrides.admin_listen.or(listen) });
     let tenants = match f.get("tenants") {
         Some((v, p)) => {
             let items = sequence(d, v, &p);
@@ -83,13 +65,7 @@ fn tenant(
     env: EnvLookup<'_>,
 ) -> Option<Tenant> {
     let f = mapping(d, value, path, TENANT_KEYS)?;
-    let name = match f.get("name") {
-        Some((v, p)) => valid_name(d, v, &p),
-        None => {
-            d.error(path, "missing required key `name`");
-            None
-        }
-    };
+    let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
     let label = name.clone().unwrap_or_else(|| path.to_string());
     let (allowed_hosts, declared) = match f.get("allowed_hosts") {
         Some((v, p)) => (all(sequence(d, v, &p).iter().map(|(v, p)| parsed::<AllowedHost>(d, v, p))), true),
@@ -106,14 +82,10 @@ fn tenant(
         }
         None => (Some(Vec::new()), false),
     };
-    let deny_networks = match f.get("deny_networks") {
-        Some((v, p)) => all(sequence(d, v, &p).iter().map(|(v, p)| parsed::<DenyNetworkSpec>(d, v, p))),
-        None => Some(vec![DenyNetworkSpec::Default]),
-    };
-    let limits = match f.get("limits") {
-        Some((v, p)) => limits(d, v, &p),
-        None => Some(default_limits()),
-    };
+    let deny_networks = f.or(d, "deny_networks", vec![DenyNetworkSpec::Default], |d, v, p| {
+        all(sequence(d, v, p).iter().map(|(v, p)| parsed::<DenyNetworkSpec>(d, v, p)))
+    });
+    let limits = f.or(d, "limits", default_limits(), limits);
     let list =
         |d: &mut Diagnostics, key: &str| f.get(key).map(|(v, p)| sequence(d, v, &p)).unwrap_or_default();
     let components: Vec<_> =
@@ -187,10 +159,9 @@ pub fn default_limits() -> TenantLimits {
 fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLimits> {
     let f = mapping(d, value, path, LIMIT_KEYS)?;
     let default = default_limits();
-    let max_sockets =
-        f.get("max_sockets").map_or(Some(default.max_sockets), |(v, p)| integer(d, v, &p, "a count"));
-    let max_connections =
-        f.get("max_connections").map_or(Some(default.max_connections), |(v, p)| integer(d, v, &p, "a count"));
+    let count = |d: &mut Diagnostics, v: &Value, p: &KeyPath| integer(d, v, p, "a count");
+    let max_sockets = f.or(d, "max_sockets", default.max_sockets, count);
+    let max_connections = f.or(d, "max_connections", default.max_connections, count);
     Some(TenantLimits { max_sockets: max_sockets?, max_connections: max_connections? })
 }
 

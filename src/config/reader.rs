@@ -15,7 +15,6 @@ use super::path::KeyPath;
 pub struct Fields<'v> {
     map: &'v Mapping,
     path: KeyPath,
-    paths: Vec<(String, KeyPath)>,
 }
 
 impl<'v> Fields<'v> {
@@ -25,21 +24,41 @@ impl<'v> Fields<'v> {
         if value.is_null() {
             return None;
         }
-        let path =
-            self.paths.iter().find(|(k, _)| k == key).map_or_else(|| self.path.key(key), |(_, p)| p.clone());
-        Some((value, path))
+        Some((value, self.path.key(key)))
+    }
+
+    /// The value under `key`, recording an error when it is missing.
+    pub fn required(&self, d: &mut Diagnostics, key: &str) -> Option<(&'v Value, KeyPath)> {
+        let found = self.get(key);
+        if found.is_none() {
+            d.error(&self.path, format!("missing required key `{key}`"));
+        }
+        found
+    }
+
+    /// Reads `key` with `read` when present: `Some(None)` when absent, `None` when unreadable.
+    pub fn optional<T>(&self, d: &mut Diagnostics, key: &str, read: impl Read<'v, T>) -> Option<Option<T>> {
+        match self.get(key) {
+            Some((v, p)) => read(d, v, &p).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Reads `key` with `read` when present, else `default`; `None` when unreadable.
+    pub fn or<T>(&self, d: &mut Diagnostics, key: &str, default: T, read: impl Read<'v, T>) -> Option<T> {
+        self.optional(d, key, read).map(|v| v.unwrap_or(default))
     }
 
     /// Whether `key` is written at all (even as null).
     pub fn has(&self, key: &str) -> bool {
         self.map.contains_key(key)
     }
-
-    /// The mapping's own path.
-    pub fn path(&self) -> &KeyPath {
-        &self.path
-    }
 }
+
+/// A typed read of one value that records its own diagnostics.
+pub trait Read<'v, T>: FnOnce(&mut Diagnostics, &'v Value, &KeyPath) -> Option<T> {}
+
+impl<'v, T, F: FnOnce(&mut Diagnostics, &'v Value, &KeyPath) -> Option<T>> Read<'v, T> for F {}
 
 /// The name of a YAML value's type, for messages.
 pub fn kind(value: &Value) -> &'static str {
@@ -75,7 +94,6 @@ pub fn mapping<'v>(
         d.error(path, format!("expected a mapping with keys {}, found {}", list(known), kind(value)));
         return None;
     };
-    let mut paths = Vec::new();
     for key in map.keys() {
         let Some(k) = key.as_str() else {
             d.error(path, format!("keys must be strings, found {}", kind(key)));
@@ -89,9 +107,8 @@ pub fn mapping<'v>(
             };
             d.error(&key_path, format!("unknown key `{k}`{hint}"));
         }
-        paths.push((k.to_owned(), key_path));
     }
-    Some(Fields { map, path: path.clone(), paths })
+    Some(Fields { map, path: path.clone() })
 }
 
 fn list(keys: &[&str]) -> String {
@@ -118,6 +135,23 @@ pub fn string(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Stri
             None
         }
     }
+}
+
+/// Reads one of the words in `options` (`what` names the setting in the error).
+pub fn choice<T: Copy>(
+    d: &mut Diagnostics,
+    value: &Value,
+    path: &KeyPath,
+    what: &str,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let text = string(d, value, path)?;
+    let found = options.iter().find(|(word, _)| *word == text).map(|(_, v)| *v);
+    if found.is_none() {
+        let words: Vec<String> = options.iter().map(|(w, _)| format!("`{w}`")).collect();
+        d.error(path, format!("unknown {what} `{text}`: expected {}", words.join(" or ")));
+    }
+    found
 }
 
 /// Reads a string and parses it with `FromStr`, reporting the parser's message.

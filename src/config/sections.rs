@@ -12,7 +12,7 @@ use super::model::{
     Backend, Component, ComponentKind, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
 };
 use super::path::KeyPath;
-use super::reader::{self, boolean, duration, integer, mapping, port, socket_addr, string};
+use super::reader::{self, boolean, choice, duration, integer, mapping, port, socket_addr, string};
 use super::secret::Secret;
 
 /// Looks up environment variables for secrets.
@@ -34,14 +34,6 @@ pub fn valid_name(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<
     Some(name)
 }
 
-fn required<'v>(d: &mut Diagnostics, fields: &reader::Fields<'v>, key: &str) -> Option<(&'v Value, KeyPath)> {
-    let found = fields.get(key);
-    if found.is_none() {
-        d.error(fields.path(), format!("missing required key `{key}`"));
-    }
-    found
-}
-
 /// Parses `host:port` (IPv6 as `[addr]:port`) as a TCP destination.
 fn host_port(text: &str) -> Result<(TargetHost, u16), String> {
     match format!("tcp://{text}").parse::<Target>() {
@@ -60,16 +52,16 @@ const RESTART_KEYS: &[&str] = &["max_restarts", "backoff_initial", "backoff_max"
 /// Decodes one component.
 pub fn component(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Component> {
     let f = mapping(d, value, path, COMPONENT_KEYS)?;
-    let name = required(d, &f, "name").and_then(|(v, p)| valid_name(d, v, &p));
-    let wasm = required(d, &f, "wasm").and_then(|(v, p)| string(d, v, &p));
-    let env = f.get("env").map_or(Some(BTreeMap::new()), |(v, p)| environment(d, v, &p));
-    let kind = match required(d, &f, "kind") {
+    let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
+    let wasm = f.required(d, "wasm").and_then(|(v, p)| string(d, v, &p));
+    let env = f.or(d, "env", BTreeMap::new(), environment);
+    let kind = match f.required(d, "kind") {
         Some((v, p)) => match string(d, v, &p).as_deref() {
             Some("http") => {
                 if let Some((_, p)) = f.get("restart") {
                     d.error(&p, "`restart` is only for components of kind `service`");
                 }
-                match required(d, &f, "ingress") {
+                match f.required(d, "ingress") {
                     Some((v, p)) => ingress(d, v, &p).map(ComponentKind::Http),
                     None => None,
                 }
@@ -78,9 +70,7 @@ pub fn component(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<C
                 if let Some((_, p)) = f.get("ingress") {
                     d.error(&p, "`ingress` is only for components of kind `http`");
                 }
-                f.get("restart")
-                    .map_or(Some(default_restart()), |(v, p)| restart(d, v, &p))
-                    .map(ComponentKind::Service)
+                f.or(d, "restart", default_restart(), restart).map(ComponentKind::Service)
             }
             Some(other) => {
                 d.error(&p, format!("unknown component kind `{other}`: expected `http` or `service`"));
@@ -125,21 +115,16 @@ fn scalar_text(value: &Value) -> Option<String> {
 
 fn ingress(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Ingress> {
     let f = mapping(d, value, path, INGRESS_KEYS)?;
-    let listen = required(d, &f, "listen").and_then(|(v, p)| socket_addr(d, v, &p));
-    let host = match f.get("host") {
-        Some((v, p)) => Some(string(d, v, &p).map(|h| h.to_ascii_lowercase())),
-        None => Some(None),
-    };
-    let path_prefix = match f.get("path_prefix") {
-        Some((v, p)) => string(d, v, &p).filter(|prefix| {
-            let ok = prefix.starts_with('/');
-            if !ok {
-                d.error(&p, format!("path_prefix `{prefix}` must start with `/`"));
-            }
-            ok
-        }),
-        None => Some("/".to_owned()),
-    };
+    let listen = f.required(d, "listen").and_then(|(v, p)| socket_addr(d, v, &p));
+    let host = f.optional(d, "host", |d, v, p| string(d, v, p).map(|h| h.to_ascii_lowercase()));
+    let path_prefix = f.or(d, "path_prefix", "/".to_owned(), |d, v, p| {
+        let prefix = string(d, v, p)?;
+        if !prefix.starts_with('/') {
+            d.error(p, format!("path_prefix `{prefix}` must start with `/`"));
+            return None;
+        }
+        Some(prefix)
+    });
     Some(Ingress { listen: listen?, host: host?, path_prefix: path_prefix? })
 }
 
@@ -155,12 +140,10 @@ pub fn default_restart() -> Restart {
 fn restart(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Restart> {
     let f = mapping(d, value, path, RESTART_KEYS)?;
     let default = default_restart();
-    let max_restarts = f
-        .get("max_restarts")
-        .map_or(Some(default.max_restarts), |(v, p)| integer(d, v, &p, "a number of restarts"));
-    let backoff_initial =
-        f.get("backoff_initial").map_or(Some(default.backoff_initial), |(v, p)| duration(d, v, &p));
-    let backoff_max = f.get("backoff_max").map_or(Some(default.backoff_max), |(v, p)| duration(d, v, &p));
+    let max_restarts =
+        f.or(d, "max_restarts", default.max_restarts, |d, v, p| integer(d, v, p, "a number of restarts"));
+    let backoff_initial = f.or(d, "backoff_initial", default.backoff_initial, duration);
+    let backoff_max = f.or(d, "backoff_max", default.backoff_max, duration);
     let r =
         Restart { max_restarts: max_restarts?, backoff_initial: backoff_initial?, backoff_max: backoff_max? };
     if r.backoff_initial > r.backoff_max {
@@ -201,8 +184,8 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
         };
     }
     let f = mapping(d, value, path, FORWARD_KEYS)?;
-    let guest = required(d, &f, "port").and_then(|(v, p)| port(d, v, &p));
-    let to = required(d, &f, "to").and_then(|(v, p)| {
+    let guest = f.required(d, "port").and_then(|(v, p)| port(d, v, &p));
+    let to = f.required(d, "to").and_then(|(v, p)| {
         let text = string(d, v, &p)?;
         host_port(&text).map_err(|m| d.error(&p, m)).ok()
     });
@@ -211,10 +194,9 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
         Some((Value::Bool(b), _)) => Some(b.then(ForwardTls::default)),
         Some((v, p)) => forward_tls(d, v, &p).map(Some),
     };
-    let connect_timeout = f.get("connect_timeout").map_or(Some(defaults.0), |(v, p)| duration(d, v, &p));
-    let max_connections = f
-        .get("max_connections")
-        .map_or(Some(defaults.1), |(v, p)| positive(d, v, &p, "a number of connections"));
+    let connect_timeout = f.or(d, "connect_timeout", defaults.0, duration);
+    let max_connections =
+        f.or(d, "max_connections", defaults.1, |d, v, p| positive(d, v, p, "a number of connections"));
     let (host, to_port) = to?;
     Some(Forward {
         port: guest?,
@@ -228,14 +210,8 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
 
 fn forward_tls(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<ForwardTls> {
     let f = mapping(d, value, path, TLS_KEYS)?;
-    let server_name = match f.get("server_name") {
-        Some((v, p)) => Some(string(d, v, &p)),
-        None => Some(None),
-    };
-    let ca = match f.get("ca") {
-        Some((v, p)) => Some(string(d, v, &p).map(Into::into)),
-        None => Some(None),
-    };
+    let server_name = f.optional(d, "server_name", string);
+    let ca = f.optional(d, "ca", |d, v, p| string(d, v, p).map(Into::into));
     Some(ForwardTls { server_name: server_name?, ca: ca? })
 }
 
@@ -269,47 +245,26 @@ const POOL_KEYS: &[&str] = &[
 /// Decodes one pool; its password is resolved from the environment.
 pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'_>) -> Option<Pool> {
     let f = mapping(d, value, path, POOL_KEYS)?;
-    let name = required(d, &f, "name").and_then(|(v, p)| valid_name(d, v, &p));
-    let guest = f.get("port").map_or(Some(3306), |(v, p)| port(d, v, &p));
-    let backend = required(d, &f, "backend").and_then(|(v, p)| backend(d, v, &p));
-    let database = match f.get("database") {
-        Some((v, p)) => Some(string(d, v, &p)),
-        None => Some(None),
-    };
-    let user = required(d, &f, "user").and_then(|(v, p)| string(d, v, &p));
-    let password = required(d, &f, "password").and_then(|(v, p)| {
+    let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
+    let guest = f.or(d, "port", 3306, port);
+    let backend = f.required(d, "backend").and_then(|(v, p)| backend(d, v, &p));
+    let database = f.optional(d, "database", string);
+    let user = f.required(d, "user").and_then(|(v, p)| string(d, v, &p));
+    let password = f.required(d, "password").and_then(|(v, p)| {
         let text = string(d, v, &p)?;
         Secret::resolve(&text, env).map_err(|e| d.error(&p, e)).ok()
     });
-    let tls = f.get("tls").map_or(Some(false), |(v, p)| boolean(d, v, &p));
-    let mode = match f.get("mode") {
-        None => Some(PoolMode::Transaction),
-        Some((v, p)) => match string(d, v, &p).as_deref() {
-            Some("transaction") => Some(PoolMode::Transaction),
-            Some("session") => Some(PoolMode::Session),
-            Some(other) => {
-                d.error(&p, format!("unknown pool mode `{other}`: expected `transaction` or `session`"));
-                None
-            }
-            None => None,
-        },
-    };
-    let count = |d: &mut Diagnostics, key: &str, default: u32| {
-        f.get(key).map_or(Some(default), |(v, p)| positive(d, v, &p, "a count"))
-    };
-    let max_connections = count(d, "max_connections", 8);
-    let max_client_sessions = count(d, "max_client_sessions", 1000);
-    let min_idle = f.get("min_idle").map_or(Some(0), |(v, p)| integer(d, v, &p, "a count"));
-    let time = |d: &mut Diagnostics, key: &str, default: Duration| {
-        f.get(key).map_or(Some(default), |(v, p)| duration(d, v, &p))
-    };
-    let idle_timeout = time(d, "idle_timeout", Duration::from_secs(600));
-    let max_lifetime = time(d, "max_lifetime", Duration::from_secs(3600));
-    let checkout_timeout = time(d, "checkout_timeout", Duration::from_secs(5));
-    let publish = match f.get("publish") {
-        Some((v, p)) => socket_addr(d, v, &p).map(Some),
-        None => Some(None),
-    };
+    let tls = f.or(d, "tls", false, boolean);
+    let modes = [("transaction", PoolMode::Transaction), ("session", PoolMode::Session)];
+    let mode = f.or(d, "mode", PoolMode::Transaction, |d, v, p| choice(d, v, p, "pool mode", &modes));
+    let count = |d: &mut Diagnostics, v: &Value, p: &KeyPath| positive(d, v, p, "a count");
+    let max_connections = f.or(d, "max_connections", 8, count);
+    let max_client_sessions = f.or(d, "max_client_sessions", 1000, count);
+    let min_idle = f.or(d, "min_idle", 0, |d, v, p| integer(d, v, p, "a count"));
+    let idle_timeout = f.or(d, "idle_timeout", Duration::from_secs(600), duration);
+    let max_lifetime = f.or(d, "max_lifetime", Duration::from_secs(3600), duration);
+    let checkout_timeout = f.or(d, "checkout_timeout", Duration::from_secs(5), duration);
+    let publish = f.optional(d, "publish", socket_addr);
     let pool = Pool {
         name: name?,
         port: guest?,

@@ -48,9 +48,13 @@ impl EntryIndex {
         scheme: &Scheme,
         port: u16,
     ) -> Option<usize> {
+        first_allowing(entries, self.any_host.iter().chain(self.naming(name)), scheme, port)
+    }
+
+    /// Entries whose exact-name or `*.suffix` pattern covers `name` (not host `*`).
+    fn naming<'a>(&'a self, name: &'a HostName) -> impl Iterator<Item = &'a usize> {
         let exact = self.names.get(name.as_str()).into_iter().flatten();
-        let suffix = name.parent_suffixes().flat_map(|s| self.suffixes.get(s).into_iter().flatten());
-        first_allowing(entries, self.any_host.iter().chain(exact).chain(suffix), scheme, port)
+        exact.chain(name.parent_suffixes().flat_map(|s| self.suffixes.get(s).into_iter().flatten()))
     }
 
     /// The first-declared entry whose host pattern covers `addr` and which allows `scheme` and
@@ -69,10 +73,7 @@ impl EntryIndex {
     /// The first-declared entry naming this host at all (whatever its scheme and port), used to
     /// explain a near miss.
     pub fn first_host_match(&self, name: Option<&HostName>, addr: Option<IpAddr>) -> Option<usize> {
-        let by_name = name.into_iter().flat_map(|n| {
-            let exact = self.names.get(n.as_str()).into_iter().flatten();
-            exact.chain(n.parent_suffixes().flat_map(|s| self.suffixes.get(s).into_iter().flatten()))
-        });
+        let by_name = name.into_iter().flat_map(|n| self.naming(n));
         let by_addr = addr.into_iter().flat_map(|a| self.nets.containing(a).map(|(_, i)| i));
         by_name.chain(by_addr).copied().min()
     }

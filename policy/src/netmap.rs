@@ -70,11 +70,12 @@ impl<V> NetMap<V> {
 
     /// Every value whose network contains `addr`, with that network's prefix length, shortest
     /// prefix first.
-    pub fn containing(&self, addr: IpAddr) -> Box<dyn Iterator<Item = (u8, &V)> + '_> {
-        match addr {
-            IpAddr::V4(a) => Box::new(self.v4.containing(u32::from(a).into(), 32)),
-            IpAddr::V6(a) => Box::new(self.v6.containing(u128::from(a), 128)),
-        }
+    pub fn containing(&self, addr: IpAddr) -> impl Iterator<Item = (u8, &V)> {
+        let (family, bits, width) = match addr {
+            IpAddr::V4(a) => (&self.v4, u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => (&self.v6, u128::from(a), 128),
+        };
+        family.containing(bits, width)
     }
 }
 

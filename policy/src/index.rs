@@ -70,6 +70,11 @@ impl EntryIndex {
         first_allowing(entries, self.any_host.iter().chain(nets), scheme, port)
     }
 
+    /// The first-declared entry whose host is `*`.
+    pub fn first_any_host(&self) -> Option<usize> {
+        self.any_host.first().copied()
+    }
+
     /// The first-declared entry naming this host at all (whatever its scheme and port), used to
     /// explain a near miss.
     pub fn first_host_match(&self, name: Option<&HostName>, addr: Option<IpAddr>) -> Option<usize> {

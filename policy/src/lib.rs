@@ -135,6 +135,18 @@ impl Policy {
         }
     }
 
+    /// Decides a DNS lookup of `name` (what a guest's `ip-name-lookup` asks): allowed when an entry
+    /// covers the name for some scheme and port (host `*` included), since a lookup carries
+    /// neither. Gives the first such entry in declaration order.
+    ///
+    /// Connections to the answers are still decided one by one; the lookup only lets the caller
+    /// bind the answers to the name (see [`NameBindings`]).
+    pub fn allows_lookup(&self, name: &HostName) -> Option<&AllowedHost> {
+        let any = self.index.first_any_host();
+        let named = self.index.first_host_match(Some(name), None);
+        any.into_iter().chain(named).min().and_then(|i| self.entries.get(i))
+    }
+
     /// The first of `addrs` that is in a blocked network, with that network.
     pub fn first_blocked(&self, addrs: impl IntoIterator<Item = IpAddr>) -> Option<(IpAddr, ipnet::IpNet)> {
         addrs.into_iter().find_map(|a| self.blocked.find(a).map(|n| (a, n)))

@@ -167,3 +167,21 @@ fn deny_networks_are_configurable() {
     let none = Policy::new(entries, BlockedNetworks::none());
     assert!(none.decide(&target("tcp://0.0.0.1:1")).is_allowed());
 }
+
+#[test]
+fn lookups_are_allowed_for_names_an_entry_covers_whatever_its_scheme_and_port() {
+    let p = policy(&["https://*.example.com", "tcp://db.internal:5432", "10.0.0.0/8"]);
+    let name = |n: &str| HostName::parse(n).expect("valid name");
+    let entry = |n: &str| p.allows_lookup(&name(n)).map(|e| e.to_string());
+    assert_eq!(entry("api.example.com").as_deref(), Some("https://*.example.com"));
+    assert_eq!(entry("DB.internal.").as_deref(), Some("tcp://db.internal:5432"));
+    assert_eq!(entry("example.com"), None, "a suffix never covers its apex");
+    assert_eq!(entry("other.internal"), None);
+    let any = policy(&["tcp://db.internal:5432", "*"]);
+    assert_eq!(any.allows_lookup(&name("anything.test")).map(|e| e.to_string()).as_deref(), Some("*"));
+    assert_eq!(
+        any.allows_lookup(&name("db.internal")).map(|e| e.to_string()).as_deref(),
+        Some("tcp://db.internal:5432"),
+        "the first-declared entry is named"
+    );
+}

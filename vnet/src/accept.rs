@@ -104,6 +104,12 @@ impl Listener {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
+    /// Changes the backlog (capped by the network's `max_backlog`, at least 1); connections
+    /// already queued beyond it stay queued.
+    pub fn set_backlog(&self, backlog: usize) {
+        self.queue.state().backlog = backlog.clamp(1, self.bound.max_backlog());
+    }
+
     /// Connections waiting to be accepted.
     pub fn pending(&self) -> usize {
         self.queue.state().pending.len()

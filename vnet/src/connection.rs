@@ -62,6 +62,27 @@ impl Connection {
     pub fn stream(&self) -> &VirtualStream {
         &self.stream
     }
+
+    /// The stream, and what keeps the connection counted (and its local port bound) until the
+    /// stream's owner drops it, for owners that keep the halves in different places.
+    pub fn into_parts(self) -> (VirtualStream, ConnectionGuard) {
+        (self.stream, ConnectionGuard { _slot: self._slot, _port: self._port })
+    }
+}
+
+/// Keeps a connection counted on its network, and the connecting end's local port bound, until
+/// it drops.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    _slot: Arc<ConnectionSlot>,
+    _port: Option<BoundPort>,
+}
+
+impl ConnectionGuard {
+    /// The guard of a connection that leaves the network (no virtual port).
+    pub(crate) fn leaving(slot: Arc<ConnectionSlot>) -> Self {
+        ConnectionGuard { _slot: slot, _port: None }
+    }
 }
 
 impl AsyncRead for Connection {

@@ -5,9 +5,12 @@
 //!                                           └─ declared forward ── policy ── real socket
 //! ```
 //!
-//! Built so far: the per-workload [`Network`] (bind, listen, accept, connect, wildcard binds,
-//! backlogs, caps), its port accounting ([`ports`]) and the bounded in-memory streams of its
-//! connections ([`pipe`]). Forwards and the `wasi:sockets` host follow (see `ARCHITECTURE.md`).
+//! - [`Network`]: one workload's virtual addresses (bind, listen, accept, connect, wildcard binds,
+//!   backlogs, caps), its port accounting ([`ports`]) and in-memory streams ([`pipe`]).
+//! - [`wasi`]: the `wasi:sockets` host that guests see, over a `Network`.
+//! - [`egress`]: the policy gate for everything that leaves a network, with [`dns`] resolution
+//!   and [`relay`] of virtual streams onto real connections.
+//!
 //! This crate knows nothing of MySQL or YAML.
 
 #![forbid(unsafe_code)]
@@ -15,12 +18,17 @@
 
 mod accept;
 mod connection;
+pub mod dns;
+pub mod egress;
 mod error;
 mod network;
 pub mod pipe;
 pub mod ports;
+pub mod relay;
+pub mod tls;
+pub mod wasi;
 
 pub use accept::Listener;
-pub use connection::Connection;
+pub use connection::{Connection, ConnectionGuard};
 pub use error::{BindError, ConnectError};
 pub use network::{BoundPort, Limits, Network, Usage, is_virtual};

@@ -206,6 +206,21 @@ impl Network {
         Ok(Connection::new(client, local_addr, local_of_server, slot, Some(local)))
     }
 
+    /// Counts a connection that leaves the network (an allowed egress connect) against
+    /// `max_connections`, until the returned slot drops.
+    pub(crate) fn reserve_connection(self: &Arc<Self>) -> Result<Arc<ConnectionSlot>, ConnectError> {
+        let mut table = self.table();
+        if table.connections >= self.limits.max_connections {
+            return Err(ConnectError::ConnectionLimit {
+                network: self.name.to_string(),
+                limit: self.limits.max_connections,
+            });
+        }
+        table.connections += 1;
+        drop(table);
+        Ok(ConnectionSlot::new(self.clone()))
+    }
+
     /// Counts one connection less (both ends of a connection have dropped).
     pub(crate) fn connection_closed(&self) {
         let mut table = self.table();
@@ -262,10 +277,19 @@ impl BoundPort {
         self.addr
     }
 
+    /// The network it belongs to.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
+    pub(crate) fn max_backlog(&self) -> usize {
+        self.network.limits.max_backlog.max(1)
+    }
+
     /// Starts listening: connects to this address queue up to `backlog` (capped, at least 1)
     /// connections until accepted.
     pub fn listen(self, backlog: usize) -> Listener {
-        let backlog = backlog.clamp(1, self.network.limits.max_backlog.max(1));
+        let backlog = backlog.clamp(1, self.max_backlog());
         let queue = AcceptQueue::new(backlog);
         self.network.set_listening(self.addr, queue.clone());
         Listener::new(self, queue)

@@ -115,6 +115,9 @@ impl PipeWriter {
         if d.reader_closed {
             return Err(broken_pipe());
         }
+        if d.writer_closed {
+            return Err(write_after_shutdown());
+        }
         Ok(d.capacity - d.buf.len())
     }
 
@@ -130,11 +133,12 @@ impl PipeWriter {
 
     /// Closes the pipe for writing (half-close): the reader drains what is buffered, then sees EOF.
     pub fn close(&self) {
-        let mut d = self.0.lock();
-        d.writer_closed = true;
-        if let Some(waker) = d.read_waker.take() {
-            waker.wake();
-        }
+        self.shutdown_handle().close_write();
+    }
+
+    /// A handle to shut this pipe down from elsewhere.
+    pub fn shutdown_handle(&self) -> PipeShutdown {
+        PipeShutdown(self.0.clone())
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
@@ -163,8 +167,8 @@ impl PipeReader {
     /// Copies buffered bytes into `out` without blocking.
     pub fn try_read(&self, out: &mut [u8]) -> ReadOutcome {
         let mut d = self.0.lock();
-        if d.buf.is_empty() {
-            return if d.writer_closed { ReadOutcome::Eof } else { ReadOutcome::Empty };
+        if d.buf.is_empty() || d.reader_closed {
+            return if d.writer_closed || d.reader_closed { ReadOutcome::Eof } else { ReadOutcome::Empty };
         }
         if out.is_empty() {
             return ReadOutcome::Data(0);
@@ -187,7 +191,7 @@ impl PipeReader {
     /// Ready when a byte is buffered or the writer has closed.
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut d = self.0.lock();
-        if !d.buf.is_empty() || d.writer_closed {
+        if !d.buf.is_empty() || d.writer_closed || d.reader_closed {
             return Poll::Ready(());
         }
         d.read_waker = Some(cx.waker().clone());
@@ -198,14 +202,63 @@ impl PipeReader {
     pub fn buffered(&self) -> usize {
         self.0.lock().buf.len()
     }
+
+    /// A handle to shut this pipe down from elsewhere.
+    pub fn shutdown_handle(&self) -> PipeShutdown {
+        PipeShutdown(self.0.clone())
+    }
 }
 
 impl Drop for PipeReader {
     fn drop(&mut self) {
-        let mut d = self.0.lock();
+        self.0.close_read();
+    }
+}
+
+impl Shared {
+    /// Stops reading: buffered bytes are discarded, the reader sees EOF, writes fail.
+    fn close_read(&self) {
+        let mut d = self.lock();
         d.reader_closed = true;
         d.buf = VecDeque::new();
         if let Some(waker) = d.write_waker.take() {
+            waker.wake();
+        }
+        if let Some(waker) = d.read_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// A handle that can shut down one end of a pipe while another owner reads or writes it (what a
+/// socket's `shutdown` does to the streams it handed out).
+#[derive(Debug, Clone)]
+pub struct PipeShutdown(Arc<Shared>);
+
+impl PipeShutdown {
+    /// Shuts the pipe down for reading (`SHUT_RD`): buffered and later bytes are discarded, the
+    /// reader sees EOF and the writer gets `BrokenPipe`.
+    pub fn close_read(&self) {
+        self.0.close_read();
+    }
+
+    /// Ready once the reader has gone (dropped or shut down): nothing written now can be read.
+    /// Shares the writer's wake-up slot, so poll it from the task that writes.
+    pub fn poll_reader_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut d = self.0.lock();
+        if d.reader_closed {
+            return Poll::Ready(());
+        }
+        d.write_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Shuts the pipe down for writing (`SHUT_WR`): the reader drains what is buffered, then
+    /// sees EOF.
+    pub fn close_write(&self) {
+        let mut d = self.0.lock();
+        d.writer_closed = true;
+        if let Some(waker) = d.read_waker.take() {
             waker.wake();
         }
     }

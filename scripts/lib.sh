@@ -36,3 +36,12 @@ ensure_rust() {
         rustup component list --installed | grep -q "^$component" || rustup component add "$component"
     done
 }
+
+# Makes sure the wasm32-wasip2 target is installed and builds the example guests
+# (examples/, a workspace of its own) into target/guests/wasm32-wasip2/release/.
+build_guests() {
+    rustup target list --installed | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
+    say "building the example guests (wasm32-wasip2)"
+    cargo build --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked \
+        --target-dir target/guests
+}

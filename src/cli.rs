@@ -37,6 +37,14 @@ enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Run a config: every tenant's services, http components behind their ingress, and the admin
+    /// endpoint, until Ctrl-C or SIGTERM (then everything stops cleanly).
+    Up {
+        /// The YAML config file.
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
     /// Egress policy tools.
     Policy {
         #[command(subcommand)]
@@ -140,6 +148,15 @@ impl Cli {
                     return Ok(ExitCode::from(2));
                 };
                 print!("{}", crate::map::text(&config, &loaded.config));
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Up { config, overrides } => {
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                else {
+                    return Ok(ExitCode::from(2));
+                };
+                let base = config.parent().unwrap_or(std::path::Path::new("."));
+                crate::host::up(&loaded.config, base)?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Policy { command: PolicyCommand::Check(args) } => crate::policy_check::run(&args),

@@ -16,5 +16,6 @@
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod host;
 pub mod map;
 pub mod policy_check;

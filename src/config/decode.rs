@@ -3,19 +3,20 @@
 //! tenant's policy must allow.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_yaml::Value;
-use switchyard_policy::{AllowedHost, Decision, DenyNetworkSpec, Policy, Scheme, Target};
+use switchyard_policy::{AllowedHost, Decision, DenyNetworkSpec, HostName, Policy, Scheme, Target};
 
 use super::Overrides;
 use super::diagnostics::Diagnostics;
-use super::model::{Admin, Backend, ComponentKind, Config, Profile, Tenant, TenantLimits};
+use super::model::{Admin, Backend, ComponentKind, Config, Dns, Profile, Tenant, TenantLimits};
 use super::path::KeyPath;
-use super::reader::{choice, integer, mapping, parsed, sequence, socket_addr, string};
+use super::reader::{choice, duration, integer, mapping, parsed, sequence, socket_addr, string};
 use super::sections::{self, EnvLookup, valid_name};
 
-const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "tenants"];
+const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "dns", "tenants"];
+const DNS_KEYS: &[&str] = &["timeout", "hosts"];
 const ADMIN_KEYS: &[&str] = &["listen"];
 const TENANT_KEYS: &[&str] =
     &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
@@ -37,6 +38,7 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
     let written_admin =
         f.or(d, "admin", None, |d, v, p| mapping(d, v, p, ADMIN_KEYS)?.optional(d, "listen", socket_addr));
     let admin = written_admin.map(|listen| Admin { listen: overrides.admin_listen.or(listen) });
+    let dns = f.or(d, "dns", Dns::default(), dns);
     let tenants = match f.get("tenants") {
         Some((v, p)) => {
             let items = sequence(d, v, &p);
@@ -54,7 +56,55 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
             None
         }
     };
-    Some(Config { profile: profile?, state_dir: state_dir?.into(), admin: admin?, tenants: tenants? })
+    Some(Config {
+        profile: profile?,
+        state_dir: state_dir?.into(),
+        admin: admin?,
+        dns: dns?,
+        tenants: tenants?,
+    })
+}
+
+/// Decodes `dns`: a lookup timeout and fixed answers (`name: [ip, ...]`).
+fn dns(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Dns> {
+    let f = mapping(d, value, path, DNS_KEYS)?;
+    let timeout = f.or(d, "timeout", Dns::default().timeout, duration);
+    let hosts = f.or(d, "hosts", Default::default(), |d, v, p| {
+        let Value::Mapping(map) = v else {
+            d.error(p, "expected a mapping of host names to lists of addresses (`db.internal: [10.0.0.5]`)");
+            return None;
+        };
+        let mut hosts = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for (name, addrs) in map {
+            let Some(text) = name.as_str() else {
+                d.error(p, "host names must be strings");
+                ok = false;
+                continue;
+            };
+            let entry_path = p.key(text);
+            let name = match HostName::parse(text) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    d.error(&entry_path, format!("`{text}` is not a host name: {e}"));
+                    None
+                }
+            };
+            let items = sequence(d, addrs, &entry_path);
+            if items.is_empty() && addrs.is_sequence() {
+                d.error(&entry_path, "give at least one address");
+            }
+            let addrs = all(items.iter().map(|(v, p)| parsed::<IpAddr>(d, v, p)));
+            match (name, addrs) {
+                (Some(name), Some(addrs)) if !addrs.is_empty() => {
+                    hosts.insert(name, addrs);
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(hosts)
+    });
+    Some(Dns { timeout: timeout?, hosts: hosts? })
 }
 
 fn tenant(

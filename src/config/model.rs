@@ -2,11 +2,11 @@
 //! `docs/config.md`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use switchyard_policy::{AllowedHost, BlockedNetworks, DenyNetworkSpec, Policy, TargetHost};
+use switchyard_policy::{AllowedHost, BlockedNetworks, DenyNetworkSpec, HostName, Policy, TargetHost};
 
 use super::secret::Secret;
 
@@ -20,6 +20,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The admin/metrics endpoint.
     pub admin: Admin,
+    /// How names are resolved for every tenant.
+    pub dns: Dns,
     /// The tenants, in declaration order.
     pub tenants: Vec<Tenant>,
 }
@@ -32,6 +34,22 @@ pub enum Profile {
     /// Production (the default): a tenant without `allowed_hosts` gets nothing.
     #[default]
     Prod,
+}
+
+/// Name resolution for guests, forwards and pool backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// How long one lookup may take.
+    pub timeout: Duration,
+    /// Fixed answers, consulted before the system resolver (like a hosts file of the config's
+    /// own). A name here still needs an allowed_hosts entry to be looked up or reached.
+    pub hosts: BTreeMap<HostName, Vec<IpAddr>>,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns { timeout: Duration::from_secs(5), hosts: BTreeMap::new() }
+    }
 }
 
 /// The admin endpoint (`/metrics`, `/healthz`).

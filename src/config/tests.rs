@@ -192,3 +192,25 @@ fn long_and_short_forwards_decode_alike() {
     assert!(t.forwards[1].tls.is_some());
     assert_eq!(t.forwards[1].connect_timeout, std::time::Duration::from_millis(250));
 }
+
+#[test]
+fn dns_fixed_answers_are_read_and_bad_ones_reported() {
+    let loaded = load_ok(
+        "dns:\n  timeout: 2s\n  hosts:\n    db.internal: [10.0.0.5, \"fd00::5\"]\ntenants:\n  - name: acme\n",
+    );
+    assert_eq!(loaded.config.dns.timeout, std::time::Duration::from_secs(2));
+    let name = switchyard_policy::HostName::parse("db.internal").unwrap();
+    let addrs: Vec<String> = loaded.config.dns.hosts[&name].iter().map(|a| a.to_string()).collect();
+    assert_eq!(addrs, ["10.0.0.5", "fd00::5"]);
+    assert_eq!(load_ok(MINIMAL).config.dns, Dns::default());
+
+    let found = errors(
+        "dns:\n  hosts:\n    \"bad..name\": [10.0.0.5]\n    ok.internal: [not-an-ip]\n    empty.internal: []\n  timeot: 1s\ntenants:\n  - name: acme\n",
+    );
+    let paths: Vec<&str> = found.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["dns.hosts.bad..name", "dns.hosts.ok.internal[0]", "dns.hosts.empty.internal", "dns.timeot"],
+        "{found:#?}"
+    );
+}

@@ -1,8 +1,11 @@
 //! Name resolution for egress (guest lookups and forwards): `hickory-resolver` with the system's
 //! configuration (`/etc/resolv.conf`, `/etc/hosts`), every lookup bounded by a timeout, and the
-//! answer's TTL kept so that name bindings expire with it.
+//! answer's TTL kept so that name bindings expire with it. Fixed answers declared in the config
+//! (`dns.hosts`) are consulted first.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
@@ -20,11 +23,15 @@ pub const MAX_TTL: Duration = Duration::from_secs(300);
 pub struct Resolver {
     inner: TokioResolver,
     timeout: Duration,
+    fixed: Arc<BTreeMap<HostName, Vec<IpAddr>>>,
 }
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("timeout", &self.timeout)
+            .field("fixed", &self.fixed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +82,7 @@ impl Resolver {
         let mut builder = TokioResolver::builder_tokio().map_err(|e| DnsError::Config(e.to_string()))?;
         builder.options_mut().timeout = timeout;
         let inner = builder.build().map_err(|e| DnsError::Config(e.to_string()))?;
-        Ok(Resolver { inner, timeout })
+        Ok(Resolver { inner, timeout, fixed: Arc::default() })
     }
 
     /// A resolver that asks no name server: only the hosts file answers (for hosts without
@@ -85,11 +92,21 @@ impl Resolver {
         let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
         builder.options_mut().timeout = timeout;
         let inner = builder.build().map_err(|e| DnsError::Config(e.to_string()))?;
-        Ok(Resolver { inner, timeout })
+        Ok(Resolver { inner, timeout, fixed: Arc::default() })
+    }
+
+    /// This resolver, answering the names in `fixed` with their addresses (TTL [`MAX_TTL`])
+    /// before asking anything else. Names with an empty list are ignored.
+    pub fn with_fixed_answers(mut self, fixed: BTreeMap<HostName, Vec<IpAddr>>) -> Self {
+        self.fixed = Arc::new(fixed.into_iter().filter(|(_, addrs)| !addrs.is_empty()).collect());
+        self
     }
 
     /// Resolves `name` to its addresses, within the timeout.
     pub async fn resolve(&self, name: &HostName) -> Result<Answer, DnsError> {
+        if let Some(addrs) = self.fixed.get(name) {
+            return Ok(Answer { addrs: addrs.clone(), ttl: MAX_TTL });
+        }
         let text = name.as_str();
         // A trailing dot makes the name absolute: no search-domain queries.
         let fqdn = format!("{text}.");

@@ -1,0 +1,83 @@
+//! The data of one guest instance's store: WASI context, resource table, virtual sockets, and
+//! HTTP context with the egress hooks. Everything a guest can reach goes through here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use switchyard_vnet::Network;
+use switchyard_vnet::egress::Egress;
+use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
+use wasmtime::Engine;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::http_egress::HttpEgress;
+
+/// One tenant's shared parts: its virtual network and egress gate.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The tenant's name.
+    pub tenant: Arc<str>,
+    /// Its virtual network.
+    pub network: Arc<Network>,
+    /// Its egress gate.
+    pub egress: Arc<Egress>,
+    /// Its shard (see [`super::shards`]).
+    pub shard: usize,
+}
+
+/// Store data of a guest instance.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    net: GuestNet,
+    http: WasiHttpCtx,
+    hooks: HttpEgress,
+}
+
+impl GuestState {
+    /// The state of a fresh instance of `component` in `workload`, with environment `env` and
+    /// the guest's standard output and error passed through.
+    pub fn new(workload: &Workload, component: &str, env: &BTreeMap<String, String>) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr().arg(component);
+        for (key, value) in env {
+            wasi.env(key, value);
+        }
+        GuestState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            net: GuestNet::new(workload.network.clone(), workload.egress.clone(), component),
+            http: WasiHttpCtx::new(),
+            hooks: HttpEgress::new(workload, component),
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl GuestNetState for GuestState {
+    fn guest_net(&mut self) -> GuestNetView<'_> {
+        GuestNetView { net: &mut self.net, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// The linker every guest is instantiated with: all of WASI (sockets virtualised) and `wasi:http`.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<GuestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    switchyard_vnet::wasi::add_sockets_to_linker(&mut linker)?;
+    Ok(linker)
+}

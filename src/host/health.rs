@@ -1,0 +1,81 @@
+//! Readiness: what every service of every tenant is doing, for `/healthz` and the logs. A tenant
+//! is ready when each of its services runs; otherwise the report says which and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The state of one service component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceState {
+    /// Being instantiated for the first time.
+    Starting,
+    /// Running.
+    Running,
+    /// Ended and waiting to be restarted.
+    Restarting {
+        /// Restarts in a row so far.
+        restarts: u32,
+        /// Why it ended last.
+        reason: String,
+    },
+    /// Ended too often in a row; not restarted again.
+    Failed {
+        /// Why it ended last.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceState::Starting => f.write_str("starting"),
+            ServiceState::Running => f.write_str("running"),
+            ServiceState::Restarting { restarts, reason } => {
+                write!(f, "restarting (restart {restarts} in a row): last exit: {reason}")
+            }
+            ServiceState::Failed { reason } => {
+                write!(f, "failed: gave up after restart.max_restarts: last exit: {reason}")
+            }
+        }
+    }
+}
+
+/// Readiness of every service, keyed by (tenant, component). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<BTreeMap<(String, String), ServiceState>>>);
+
+impl Health {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), ServiceState>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the state of a service.
+    pub fn set(&self, tenant: &str, component: &str, state: ServiceState) {
+        self.lock().insert((tenant.to_owned(), component.to_owned()), state);
+    }
+
+    /// Whether every service runs.
+    pub fn is_ready(&self) -> bool {
+        self.lock().values().all(|s| *s == ServiceState::Running)
+    }
+
+    /// One line per service that is not running: `tenant acme: component counter: restarting ...`.
+    pub fn problems(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, state)| **state != ServiceState::Running)
+            .map(|((tenant, component), state)| format!("tenant {tenant}: component {component}: {state}"))
+            .collect()
+    }
+
+    /// The `/healthz` body: `ready`, or `not ready` and one line per problem.
+    pub fn report(&self) -> String {
+        let problems = self.problems();
+        if problems.is_empty() {
+            "ready\n".to_owned()
+        } else {
+            format!("not ready\n{}\n", problems.join("\n"))
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! HTTP ingress: one HTTP/1.1 server per configured listen address, routing each request by
+//! `Host` and longest path prefix to an http component, which gets a fresh instance per request
+//! (`wasi:http/incoming-handler`), run on its tenant's shard.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::guest::{GuestState, Workload};
+use super::shards::Shards;
+
+/// Requests handled at once per listen address; more get `503`.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// An http component, ready to be instantiated per request.
+pub struct HttpComponent {
+    name: String,
+    workload: Workload,
+    pre: ProxyPre<GuestState>,
+    env: BTreeMap<String, String>,
+}
+
+impl HttpComponent {
+    /// Prepares `component` for per-request instantiation.
+    pub fn new(
+        name: &str,
+        workload: Workload,
+        component: &Component,
+        linker: &Linker<GuestState>,
+        env: BTreeMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let pre = ProxyPre::new(linker.instantiate_pre(component)?).map_err(|e| {
+            anyhow::anyhow!(
+                "tenant {}: component {name}: not a wasi:http/incoming-handler component: {e}",
+                workload.tenant
+            )
+        })?;
+        Ok(HttpComponent { name: name.to_owned(), workload, pre, env })
+    }
+
+    /// Handles one request in a fresh instance.
+    async fn handle(
+        self: Arc<Self>,
+        request: hyper::Request<Incoming>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        let mut store = Store::new(self.pre.engine(), GuestState::new(&self.workload, &self.name, &self.env));
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the component returned without setting a response")),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("the component trapped")),
+                Err(e) => Err(anyhow::anyhow!("the request task failed: {e}")),
+            },
+        }
+    }
+}
+
+/// A route: requests for `host` (any if `None`) whose path starts with `prefix`.
+pub struct Route {
+    /// Lowercase host without port.
+    pub host: Option<String>,
+    /// Path prefix (starts with `/`).
+    pub prefix: String,
+    /// The component serving it.
+    pub component: Arc<HttpComponent>,
+}
+
+/// The routes of one listen address, most specific first.
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Orders `routes`: host-specific before any-host, longer prefixes before shorter.
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        routes.sort_by(|a, b| {
+            b.host.is_some().cmp(&a.host.is_some()).then(b.prefix.len().cmp(&a.prefix.len()))
+        });
+        Router { routes }
+    }
+
+    fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<HttpComponent>> {
+        self.routes
+            .iter()
+            .find(|r| r.host.as_deref().is_none_or(|h| Some(h) == host) && path.starts_with(&r.prefix))
+            .map(|r| &r.component)
+    }
+}
+
+/// The request's host, lowercase, without port.
+fn request_host(request: &hyper::Request<Incoming>) -> Option<String> {
+    let raw =
+        request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).or(request.uri().host())?;
+    Some(strip_port(raw).to_ascii_lowercase())
+}
+
+/// `host:port` → `host`; `[v6]:port` → `v6`.
+fn strip_port(raw: &str) -> &str {
+    if let Some(rest) = raw.strip_prefix('[') {
+        return rest.split_once(']').map_or(raw, |(host, _)| host);
+    }
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => raw,
+    }
+}
+
+fn text(status: u16, body: String) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(bytes::Bytes::from(body)).map_err(|never: Infallible| match never {}).boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// Binds `addr` and serves `router` until the returned task is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shards: Arc<Shards>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("ingress: cannot listen on {addr}"))?;
+    tracing::info!(%addr, routes = router.routes.len(), "ingress listening");
+    let router = Arc::new(router);
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    Ok(tokio::spawn(async move {
+        loop {
+            let (client, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(%addr, "ingress accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
+                    async move { Ok::<_, Infallible>(dispatch(&router, &shards, &in_flight, request).await) }
+                });
+                if let Err(e) = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(client), service)
+                    .await
+                {
+                    tracing::debug!(%peer, "ingress connection ended: {e}");
+                }
+            });
+        }
+    }))
+}
+
+async fn dispatch(
+    router: &Router,
+    shards: &Shards,
+    in_flight: &Arc<Semaphore>,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<HyperOutgoingBody> {
+    let host = request_host(&request);
+    let Some(component) = router.find(host.as_deref(), request.uri().path()).cloned() else {
+        let host = host.unwrap_or_default();
+        return text(
+            404,
+            format!("no component is routed for host `{host}` and path `{}`\n", request.uri().path()),
+        );
+    };
+    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+        return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
+    };
+    let (tenant, name) = (component.workload.tenant.clone(), component.name.clone());
+    let task = shards.spawn(component.workload.shard, async move {
+        let response = component.handle(request).await;
+        drop(permit);
+        response
+    });
+    match task.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::warn!(tenant = &*tenant, component = name, "request failed: {e:#}");
+            text(500, format!("tenant {tenant}: component {name}: {e:#}\n"))
+        }
+        Err(e) => text(503, format!("tenant {tenant}: component {name}: the request was cancelled: {e}\n")),
+    }
+}

@@ -1,0 +1,160 @@
+//! The wasm host behind `switchyard up`: one engine, a virtual network and egress gate per
+//! tenant, supervised service components, HTTP ingress with a fresh instance per request, and
+//! the admin endpoint. Runs until Ctrl-C or SIGTERM, then stops everything.
+//!
+//! ```text
+//!   up ── Shards (one single-threaded runtime per core; a tenant lives on one)
+//!      ├─ per tenant: Network + Egress ── services (supervised) ── http components (per request)
+//!      ├─ ingress: one HTTP server per listen address, routes by host and path prefix
+//!      └─ admin: /healthz
+//! ```
+
+mod admin;
+mod engine;
+mod guest;
+mod health;
+mod http_egress;
+mod ingress;
+mod service;
+mod shards;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchyard_vnet::dns::Resolver;
+use switchyard_vnet::egress::Egress;
+use switchyard_vnet::{Limits, Network};
+
+pub use health::{Health, ServiceState};
+
+use crate::config::{ComponentKind, Config};
+use guest::Workload;
+use ingress::{HttpComponent, Route, Router};
+use service::Service;
+use shards::Shards;
+
+/// How long a guest's egress connect may take.
+const EGRESS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `config` (whose relative paths are relative to `base`) until Ctrl-C or SIGTERM.
+pub fn up(config: &Config, base: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("switchyard-io")
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = Arc::new(Shards::start(shard_count)?);
+    let result = runtime.block_on(run(config, base, shards.clone()));
+    drop(runtime);
+    match Arc::try_unwrap(shards) {
+        Ok(shards) => shards.stop(),
+        Err(_) => tracing::warn!("worker shards still referenced at shutdown"),
+    }
+    result
+}
+
+async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Result<()> {
+    let engine = engine::engine()?;
+    let linker = guest::linker(&engine)?;
+    let resolver = match Resolver::system(config.dns.timeout) {
+        Ok(resolver) => resolver,
+        Err(e) => {
+            tracing::warn!("{e}; guests and forwards can resolve names from the hosts file only");
+            Resolver::hosts_file_only(config.dns.timeout)?
+        }
+    }
+    .with_fixed_answers(config.dns.hosts.clone());
+    let health = Health::default();
+    let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
+    let mut services = Vec::new();
+    for (index, tenant) in config.tenants.iter().enumerate() {
+        let limits = Limits {
+            max_sockets: tenant.limits.max_sockets as usize,
+            max_connections: tenant.limits.max_connections as usize,
+            ..Limits::default()
+        };
+        let workload = Workload {
+            tenant: tenant.name.as_str().into(),
+            network: Network::new(tenant.name.as_str(), limits),
+            egress: Egress::new(
+                tenant.name.as_str(),
+                tenant.policy(),
+                resolver.clone(),
+                EGRESS_CONNECT_TIMEOUT,
+            ),
+            shard: index,
+        };
+        for component in &tenant.components {
+            let what = format!("tenant {}: component {}", tenant.name, component.name);
+            let wasm = base.join(&component.wasm);
+            let compiled = engine::load_component(&engine, &wasm, &what)?;
+            match &component.kind {
+                ComponentKind::Service(restart) => {
+                    let service = Service::new(
+                        &component.name,
+                        workload.clone(),
+                        &compiled,
+                        &linker,
+                        component.env.clone(),
+                        *restart,
+                    )?;
+                    services.push(Arc::new(service));
+                }
+                ComponentKind::Http(ingress) => {
+                    let http = HttpComponent::new(
+                        &component.name,
+                        workload.clone(),
+                        &compiled,
+                        &linker,
+                        component.env.clone(),
+                    )?;
+                    routes.entry(ingress.listen).or_default().push(Route {
+                        host: ingress.host.clone(),
+                        prefix: ingress.path_prefix.clone(),
+                        component: Arc::new(http),
+                    });
+                }
+            }
+            tracing::info!(tenant = tenant.name, component = component.name, wasm = %wasm.display(), "component loaded");
+        }
+    }
+
+    let mut tasks = Vec::new();
+    for service in services {
+        let shard = service.workload.shard;
+        tasks.push(shards.spawn(shard, service.supervise(health.clone())));
+    }
+    for (addr, routes) in routes {
+        tasks.push(ingress::serve(addr, Router::new(routes), shards.clone()).await?);
+    }
+    if let Some(addr) = config.admin.listen {
+        tasks.push(admin::serve(addr, health.clone()).await?);
+    }
+    tracing::info!(tenants = config.tenants.len(), "switchyard is up; Ctrl-C or SIGTERM stops it");
+
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot watch Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
+}

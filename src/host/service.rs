@@ -1,0 +1,105 @@
+//! Service components (`wasi:cli/run`): started once, long-lived, and supervised — when one ends
+//! (exit or trap) it is restarted after a backoff that doubles up to `backoff_max`; after
+//! `max_restarts` restarts in a row it is given up and its tenant reported not ready.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::guest::{GuestState, Workload};
+use super::health::{Health, ServiceState};
+use crate::config::Restart;
+
+/// A service component ready to be supervised.
+pub struct Service {
+    /// The component's name.
+    pub name: String,
+    /// Its workload.
+    pub workload: Workload,
+    /// Pre-instantiated command.
+    pub pre: CommandPre<GuestState>,
+    /// Its environment.
+    pub env: BTreeMap<String, String>,
+    /// Its restart policy.
+    pub restart: Restart,
+}
+
+impl Service {
+    /// Prepares `component` for instantiation with `linker`.
+    pub fn new(
+        name: &str,
+        workload: Workload,
+        component: &Component,
+        linker: &Linker<GuestState>,
+        env: BTreeMap<String, String>,
+        restart: Restart,
+    ) -> anyhow::Result<Self> {
+        let pre = CommandPre::new(linker.instantiate_pre(component)?).map_err(|e| {
+            anyhow::anyhow!("tenant {}: component {name}: not a wasi:cli/run command: {e}", workload.tenant)
+        })?;
+        Ok(Service { name: name.to_owned(), workload, pre, env, restart })
+    }
+
+    /// Runs one instance until it ends; the reason it ended.
+    async fn run_once(&self, health: &Health) -> String {
+        let state = GuestState::new(&self.workload, &self.name, &self.env);
+        let mut store = Store::new(self.pre.engine(), state);
+        let command = match self.pre.instantiate_async(&mut store).await {
+            Ok(command) => command,
+            Err(e) => return format!("instantiation failed: {e:#}"),
+        };
+        health.set(&self.workload.tenant, &self.name, ServiceState::Running);
+        tracing::info!(tenant = &*self.workload.tenant, component = self.name, "service running");
+        match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => "exited with status 0".to_owned(),
+            Ok(Err(())) => "exited with an error status".to_owned(),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(code) => format!("exited with status {}", code.0),
+                None => format!("trapped: {e:#}"),
+            },
+        }
+    }
+
+    /// Runs and restarts the service until it is given up (or the task is cancelled).
+    pub async fn supervise(self: Arc<Self>, health: Health) {
+        let tenant = self.workload.tenant.clone();
+        health.set(&tenant, &self.name, ServiceState::Starting);
+        let mut restarts = 0u32;
+        let mut backoff = self.restart.backoff_initial;
+        loop {
+            let started = Instant::now();
+            let reason = self.run_once(&health).await;
+            // A run that outlived the longest backoff was healthy: start counting afresh.
+            if started.elapsed() > self.restart.backoff_max.max(Duration::from_secs(1)) {
+                restarts = 0;
+                backoff = self.restart.backoff_initial;
+            }
+            if restarts >= self.restart.max_restarts {
+                tracing::error!(
+                    tenant = &*tenant,
+                    component = self.name,
+                    restarts,
+                    "service {reason}; giving up after {} restarts in a row (restart.max_restarts); tenant not ready",
+                    self.restart.max_restarts
+                );
+                health.set(&tenant, &self.name, ServiceState::Failed { reason });
+                return;
+            }
+            restarts += 1;
+            tracing::warn!(
+                tenant = &*tenant,
+                component = self.name,
+                restart = restarts,
+                backoff_ms = backoff.as_millis() as u64,
+                "service {reason}; restarting in {backoff:?} (tenant not ready meanwhile)"
+            );
+            health.set(&tenant, &self.name, ServiceState::Restarting { restarts, reason });
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.restart.backoff_max);
+        }
+    }
+}

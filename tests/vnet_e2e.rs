@@ -1,0 +1,212 @@
+//! End to end, with the real example guests and the real `switchyard up` binary: requests go
+//! through the ingress to an http component, which reaches a service component over its tenant's
+//! virtual network; every other way out is decided by the tenant's policy.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::{Switchyard, free_port, guest, request, request_bytes};
+
+/// Two tenants with the same components: a gateway routed by host, an echo service on
+/// 127.0.0.1:7777 greeting with the tenant's name, and (acme only) a second echo service on
+/// [::1]:7778. `extra` is appended to the config (more keys for the last tenant's components
+/// are not needed by these tests).
+fn two_tenants(admin: SocketAddr, ingress: SocketAddr, acme_allowed: &str, root_extra: &str) -> String {
+    let gateway = guest("http_gateway.wasm");
+    let echo = guest("echo-service.wasm");
+    format!(
+        r#"
+version: 1
+admin:
+  listen: {admin}
+{root_extra}
+tenants:
+  - name: acme
+    allowed_hosts: {acme_allowed}
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: acme.localhost }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_GREETING: "acme:" }}
+      - name: echo6
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_GREETING: "acme6:", ECHO_LISTEN: "[::1]:7778" }}
+  - name: globex
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: globex.localhost }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_GREETING: "globex:" }}
+"#
+    )
+}
+
+fn addrs() -> (SocketAddr, SocketAddr) {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    (admin, ingress)
+}
+
+/// Waits (bounded) until `/healthz` says ready and the three echo services of
+/// [`two_tenants`] are listening.
+async fn wait_ready(switchyard: &Switchyard) {
+    for _ in 0..400 {
+        if switchyard.healthz().await.0 == 200 {
+            switchyard.wait_for_log_count("echo-service: listening on", 3, Duration::from_secs(10));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not ready after 10s: {:?}\nlog:\n{}", switchyard.healthz().await, switchyard.log());
+}
+
+#[tokio::test]
+async fn requests_reach_their_own_tenants_service_and_no_os_port_is_opened() {
+    let (admin, ingress) = addrs();
+    let switchyard = Switchyard::start("round_trip", admin, &two_tenants(admin, ingress, "[]", ""));
+    wait_ready(&switchyard).await;
+
+    // Both tenants listen on 127.0.0.1:7777; each gateway reaches its own tenant's service.
+    assert_eq!(
+        request(ingress, "acme.localhost", "POST", "/echo", b"hello").await,
+        (200, "acme:hello".into())
+    );
+    assert_eq!(
+        request(ingress, "globex.localhost", "POST", "/echo", b"hello").await,
+        (200, "globex:hello".into())
+    );
+
+    // Byte-exact both ways, larger than any buffer on the way, every byte value.
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(7) % 256) as u8).collect();
+    let (status, body) = request_bytes(ingress, "acme.localhost", "POST", "/echo", &payload).await;
+    assert_eq!(status, 200);
+    assert_eq!(&body[..5], b"acme:");
+    assert!(body[5..] == payload[..], "echoed {} bytes, sent {}", body.len() - 5, payload.len());
+
+    // IPv6 loopback is a separate address on the same virtual network.
+    assert_eq!(request(ingress, "acme.localhost", "GET", "/connect/[::1]:7778", b"").await.0, 200);
+    // acme's 7778 does not exist on globex's network.
+    assert_eq!(
+        request(ingress, "globex.localhost", "GET", "/connect/[::1]:7778", b"").await,
+        (502, "ConnectionRefused\n".into())
+    );
+
+    // The only OS listening sockets are the ingress and the admin endpoint: three services
+    // bound virtual ports and none of them reached the kernel.
+    let expected: BTreeSet<SocketAddr> = [admin, ingress].into_iter().collect();
+    assert_eq!(switchyard.listening_sockets(), expected);
+
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status} after SIGTERM; log:\n{log}");
+    assert!(log.contains("stopped"), "no clean stop in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn undeclared_destinations_are_denied_and_missing_listeners_refused() {
+    let (admin, ingress) = addrs();
+    let switchyard = Switchyard::start("denied", admin, &two_tenants(admin, ingress, "[]", ""));
+    wait_ready(&switchyard).await;
+
+    assert_eq!(
+        request(ingress, "acme.localhost", "GET", "/connect/10.1.2.3:80", b"").await,
+        (502, "PermissionDenied\n".into())
+    );
+    switchyard.wait_for_log("target=tcp://10.1.2.3:80", Duration::from_secs(5));
+    let log = switchyard.log();
+    let line = log.lines().find(|l| l.contains("target=tcp://10.1.2.3:80")).expect("denial line");
+    for part in ["egress denied", "tenant=acme", "component=\"web\"", "suggestion=\"tcp://10.1.2.3:80\""] {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+
+    // Nothing listens on virtual port 9.
+    assert_eq!(
+        request(ingress, "acme.localhost", "GET", "/connect/127.0.0.1:9", b"").await,
+        (502, "ConnectionRefused\n".into())
+    );
+    // Names the policy does not cover are not even looked up.
+    let (status, body) = request(ingress, "acme.localhost", "GET", "/lookup/db.example.com", b"").await;
+    assert_eq!(status, 502);
+    assert!(body.starts_with("PermissionDenied"), "{body}");
+    switchyard.wait_for_log(
+        "DNS lookup denied: no allowed_hosts entry covers `db.example.com`",
+        Duration::from_secs(5),
+    );
+    // `localhost` is the virtual loopback.
+    let (status, body) = request(ingress, "acme.localhost", "GET", "/lookup/localhost", b"").await;
+    assert_eq!((status, body.as_str()), (200, "127.0.0.1\n::1\n"));
+}
+
+#[tokio::test]
+async fn a_crash_looping_service_is_restarted_with_backoff_then_reported() {
+    let (admin, ingress) = addrs();
+    let config = format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+tenants:
+  - name: flaky
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}" }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_CRASH: "the disk is on fire" }}
+        restart: {{ max_restarts: 3, backoff_initial: 300ms, backoff_max: 10s }}
+"#,
+        gateway = guest("http_gateway.wasm"),
+        echo = guest("echo-service.wasm"),
+    );
+    let switchyard = Switchyard::start("crash_loop", admin, &config);
+
+    // While it is being restarted the tenant is not ready, and /healthz says why.
+    let mut seen_restarting = false;
+    for _ in 0..400 {
+        let (status, body) = switchyard.healthz().await;
+        if body.contains("restarting") {
+            assert_eq!(status, 503, "{body}");
+            assert!(body.contains("tenant flaky: component echo: restarting"), "{body}");
+            seen_restarting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen_restarting, "/healthz never reported the restart; log:\n{}", switchyard.log());
+
+    // Backoff doubles: 300ms, 600ms, 1.2s; then it gives up and says so.
+    switchyard.wait_for_log("giving up after 3 restarts", Duration::from_secs(20));
+    let log = switchyard.log();
+    for delay in ["restarting in 300ms", "restarting in 600ms", "restarting in 1.2s"] {
+        let line =
+            log.lines().find(|l| l.contains(delay)).unwrap_or_else(|| panic!("no {delay:?} in:\n{log}"));
+        assert!(line.contains("tenant=\"flaky\"") && line.contains("component=\"echo\""), "{line}");
+    }
+    assert_eq!(log.matches("crashing on purpose: the disk is on fire").count(), 4, "{log}");
+    let (status, body) = switchyard.healthz().await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("tenant flaky: component echo: failed: gave up after restart.max_restarts"),
+        "{body}"
+    );
+
+    // The rest of the tenant keeps serving: the gateway answers, the dead service refuses.
+    let (status, body) = request(ingress, "anything", "POST", "/echo", b"x").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("ConnectionRefused"), "{body}");
+}

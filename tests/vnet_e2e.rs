@@ -210,3 +210,126 @@ tenants:
     assert_eq!(status, 502);
     assert!(body.contains("ConnectionRefused"), "{body}");
 }
+
+/// A real HTTP/1.1 server on loopback answering `hello from the test server <path>`.
+async fn http_server() -> SocketAddr {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = format!("hello from the test server {}", request.uri().path());
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        hyper::body::Bytes::from(body),
+                    )))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A real TCP server on loopback that reads to end of file and answers with the bytes reversed.
+async fn reversing_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                if stream.read_to_end(&mut got).await.is_ok() {
+                    got.reverse();
+                    let _ = stream.write_all(&got).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn forwards_and_outgoing_http_reach_real_servers_only_when_declared() {
+    let (admin, ingress) = addrs();
+    let web = http_server().await;
+    let tcp = reversing_server().await;
+    let config = format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+dns:
+  hosts:
+    api.test: [127.0.0.1]
+    other.test: [127.0.0.1]
+    echo.test: [127.0.0.1]
+    meta.test: [169.254.169.254]
+tenants:
+  - name: acme
+    allowed_hosts:
+      - http://api.test:8000
+      - tcp://127.0.0.1:{web_port}
+      - tcp://echo.test:{tcp_port}
+      - tcp://meta.test:80
+    forwards:
+      - "8000:127.0.0.1:{web_port}"
+      - port: 9000
+        to: echo.test:{tcp_port}
+        connect_timeout: 2s
+        max_connections: 4
+      - "9100:meta.test:80"
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}" }}
+        env: {{ ECHO_PORT: "9000" }}
+"#,
+        web_port = web.port(),
+        tcp_port = tcp.port(),
+        gateway = guest("http_gateway.wasm"),
+    );
+    let switchyard = Switchyard::start("forwards", admin, &config);
+    switchyard.wait_for_log_count("forward mounted", 3, Duration::from_secs(10));
+
+    // Raw TCP through a forward to a name: byte-exact both ways, with half-close.
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(13) >> 2) as u8).collect();
+    let (status, body) = request_bytes(ingress, "any", "POST", "/echo", &payload).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let expected: Vec<u8> = payload.iter().rev().copied().collect();
+    assert!(body == expected, "got {} bytes back, expected {} reversed", body.len(), payload.len());
+
+    // Outgoing HTTP to an allowed URL: api.test is the virtual loopback, whose port 8000 is the
+    // forward to the real server.
+    assert_eq!(
+        request(ingress, "any", "GET", "/fetch/http://api.test:8000/hello", b"").await,
+        (200, "hello from the test server /hello".into())
+    );
+    // Not declared: the guest gets HTTP-request-denied, the log says why.
+    assert_eq!(
+        request(ingress, "any", "GET", "/fetch/http://other.test:8000/x", b"").await,
+        (502, "ErrorCode::HttpRequestDenied\n".into())
+    );
+    switchyard.wait_for_log("target=http://other.test:8000", Duration::from_secs(5));
+
+    // A forward whose name resolves into a blocked network (169.254.0.0/16 by default) accepts
+    // the guest but never connects; the log names the address.
+    assert_eq!(request(ingress, "any", "GET", "/connect/127.0.0.1:9100", b"").await.0, 200);
+    switchyard.wait_for_log("forwarded connection closed", Duration::from_secs(5));
+    let log = switchyard.log();
+    let line = log.lines().find(|l| l.contains("forwarded connection closed")).expect("line");
+    assert!(
+        line.contains("169.254.169.254") && line.contains("tenant=\"acme\"") && line.contains("port=9100"),
+        "{line}"
+    );
+
+    // Forwards are virtual ports too: no OS listening socket besides ingress and admin.
+    let expected: BTreeSet<SocketAddr> = [admin, ingress].into_iter().collect();
+    assert_eq!(switchyard.listening_sockets(), expected);
+}

@@ -11,6 +11,7 @@
 
 mod admin;
 mod engine;
+mod forwards;
 mod guest;
 mod health;
 mod http_egress;
@@ -72,6 +73,7 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
     let health = Health::default();
     let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
     let mut services = Vec::new();
+    let mut mounted = Vec::new();
     for (index, tenant) in config.tenants.iter().enumerate() {
         let limits = Limits {
             max_sockets: tenant.limits.max_sockets as usize,
@@ -89,6 +91,9 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
             ),
             shard: index,
         };
+        for forward in forwards::mount(tenant, &workload, base)? {
+            mounted.push((index, forward));
+        }
         for component in &tenant.components {
             let what = format!("tenant {}: component {}", tenant.name, component.name);
             let wasm = base.join(&component.wasm);
@@ -125,6 +130,9 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
     }
 
     let mut tasks = Vec::new();
+    for (shard, forward) in mounted {
+        tasks.push(shards.spawn(shard, forward.serve()));
+    }
     for service in services {
         let shard = service.workload.shard;
         tasks.push(shards.spawn(shard, service.supervise(health.clone())));

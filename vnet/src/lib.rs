@@ -21,6 +21,7 @@ mod connection;
 pub mod dns;
 pub mod egress;
 mod error;
+pub mod forward;
 mod network;
 pub mod pipe;
 pub mod ports;

@@ -1,0 +1,229 @@
+//! Declared forwards: a virtual port of a workload whose connections are relayed to one real
+//! `host:port`, the only way a guest reaches a real backend by plain TCP.
+//!
+//! For each accepted connection: the target `tcp://host:port` is decided by the workload's
+//! policy; a name is resolved (and bound to its answers); every address is decided again and
+//! the connection is made only to addresses that passed, tried in the resolver's order, each
+//! within the connect timeout; TLS is originated when declared (SNI and verification against the
+//! server name); then bytes are relayed both ways with half-close. The guest's connect succeeds
+//! when the forward accepts it; if the real side cannot be reached, the guest's connection ends
+//! at once with no data (as through any TCP proxy) and the log says why.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_policy::{Scheme, Target, TargetHost};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::accept::Listener;
+use crate::egress::Egress;
+use crate::error::BindError;
+use crate::network::Network;
+use crate::relay::{Relayed, relay};
+use crate::tls::TlsClient;
+use crate::{Connection, tls::TlsError};
+
+/// What a forward relays to, and how.
+#[derive(Debug, Clone)]
+pub struct ForwardSpec {
+    /// The virtual port (bound on `0.0.0.0` and `::` of the workload's network).
+    pub port: u16,
+    /// The real host: a name (resolved per connection) or an address.
+    pub host: TargetHost,
+    /// The real port.
+    pub to_port: u16,
+    /// TLS origination, if declared.
+    pub tls: Option<ForwardTls>,
+    /// How long one connect attempt may take.
+    pub connect_timeout: Duration,
+    /// Connections relayed at once; more are closed on accept, with a log line.
+    pub max_connections: usize,
+}
+
+/// TLS origination of a forward.
+#[derive(Debug, Clone)]
+pub struct ForwardTls {
+    /// Whom to trust.
+    pub client: TlsClient,
+    /// The name sent as SNI and verified in the certificate.
+    pub server_name: String,
+}
+
+/// Why a forward could not be mounted.
+#[derive(Debug, Error)]
+pub enum ForwardError {
+    /// Its virtual port is taken (by a service or another forward) or over a limit.
+    #[error("forward of port {port}: {error}")]
+    Bind {
+        /// The virtual port.
+        port: u16,
+        /// Why.
+        error: BindError,
+    },
+    /// The TLS client could not be built (bad CA file).
+    #[error("forward of port {port}: {error}")]
+    Tls {
+        /// The virtual port.
+        port: u16,
+        /// Why.
+        error: TlsError,
+    },
+}
+
+/// A mounted forward: holds its virtual port (on both address families) until dropped.
+#[derive(Debug)]
+pub struct Forward {
+    spec: Arc<ForwardSpec>,
+    egress: Arc<Egress>,
+    v4: Listener,
+    v6: Listener,
+    slots: Arc<Semaphore>,
+}
+
+/// Why one forwarded connection did not reach the target.
+#[derive(Debug, Error)]
+enum Unreached {
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Resolve(String),
+    #[error("no resolved address of {target} is allowed")]
+    NoAllowedAddress { target: Target },
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    Tls(TlsError),
+}
+
+impl Forward {
+    /// Mounts `spec` on `network`: binds `0.0.0.0:port` and `[::]:port` and listens. Connections
+    /// queue in the listeners until [`Forward::serve`] runs.
+    pub fn mount(
+        network: &Arc<Network>,
+        egress: Arc<Egress>,
+        spec: ForwardSpec,
+    ) -> Result<Self, ForwardError> {
+        let port = spec.port;
+        let backlog = network.limits().max_backlog;
+        let bind = |ip: IpAddr| {
+            network
+                .listen(SocketAddr::new(ip, port), backlog)
+                .map_err(|error| ForwardError::Bind { port, error })
+        };
+        let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
+        let v6 = bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
+        let slots = Arc::new(Semaphore::new(spec.max_connections.max(1)));
+        Ok(Forward { spec: Arc::new(spec), egress, v4, v6, slots })
+    }
+
+    /// The forward's declaration.
+    pub fn spec(&self) -> &ForwardSpec {
+        &self.spec
+    }
+
+    /// Connections being relayed now.
+    pub fn active(&self) -> usize {
+        self.spec.max_connections.max(1) - self.slots.available_permits()
+    }
+
+    /// Accepts and relays connections until the returned future is dropped; dropping it ends
+    /// every relay of this forward and frees the virtual port.
+    pub async fn serve(self) {
+        let mut relays = JoinSet::new();
+        loop {
+            let connection = tokio::select! {
+                connection = self.v4.accept() => connection,
+                connection = self.v6.accept() => connection,
+                Some(_) = relays.join_next(), if !relays.is_empty() => continue,
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    target: "switchyard::forward",
+                    tenant = self.egress.workload(),
+                    port = self.spec.port,
+                    "forward connection closed: max_connections ({}) reached",
+                    self.spec.max_connections,
+                );
+                drop(connection);
+                continue;
+            };
+            relays.spawn(forward_one(self.spec.clone(), self.egress.clone(), connection, permit));
+        }
+    }
+}
+
+/// The policy target of the forward itself.
+fn forward_target(spec: &ForwardSpec) -> Target {
+    Target::new(Scheme::tcp(), spec.host.clone(), spec.to_port)
+}
+
+/// Relays one accepted connection; everything it holds is released when it returns.
+async fn forward_one(
+    spec: Arc<ForwardSpec>,
+    egress: Arc<Egress>,
+    connection: Connection,
+    _permit: OwnedSemaphorePermit,
+) -> Option<Relayed> {
+    let from = connection.peer_addr();
+    let (stream, _guard) = connection.into_parts();
+    match reach(&spec, &egress).await {
+        Ok(Reached::Plain(remote)) => Some(relay(remote, stream).await),
+        Ok(Reached::Tls(remote)) => Some(relay(*remote, stream).await),
+        Err(why) => {
+            tracing::warn!(
+                target: "switchyard::forward",
+                tenant = egress.workload(),
+                port = spec.port,
+                %from,
+                target = %forward_target(&spec),
+                "forwarded connection closed: {why}",
+            );
+            None
+        }
+    }
+}
+
+enum Reached {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Decides, resolves, decides each address, connects, and originates TLS.
+async fn reach(spec: &ForwardSpec, egress: &Egress) -> Result<Reached, Unreached> {
+    let component = format!("forward :{}", spec.port);
+    let target = forward_target(spec);
+    egress.check(&component, &target).map_err(|denied| Unreached::Denied(denied.to_string()))?;
+    let addrs = match &spec.host {
+        TargetHost::Addr(ip) => vec![*ip],
+        TargetHost::Name(name) => {
+            egress.resolve(name).await.map_err(|e| Unreached::Resolve(e.to_string()))?.addrs
+        }
+    };
+    let mut last: Option<Unreached> = None;
+    for ip in addrs {
+        let addr = SocketAddr::new(ip, spec.to_port);
+        if let Err(denied) = egress.check(&component, &Target::tcp(addr)) {
+            last.get_or_insert(Unreached::Denied(denied.to_string()));
+            continue;
+        }
+        match egress.connect_within(addr, spec.connect_timeout).await {
+            Ok(stream) => {
+                return match &spec.tls {
+                    None => Ok(Reached::Plain(stream)),
+                    Some(tls) => tls
+                        .client
+                        .connect(&tls.server_name, stream)
+                        .await
+                        .map(|s| Reached::Tls(Box::new(s)))
+                        .map_err(Unreached::Tls),
+                };
+            }
+            Err(e) => last = Some(Unreached::Connect(e.to_string())),
+        }
+    }
+    Err(last.unwrap_or(Unreached::NoAllowedAddress { target }))
+}

@@ -1,0 +1,400 @@
+//! One backend connection: its packet stream, what it negotiated, its tracked session state,
+//! the prepared statements it holds, and the pooler's own commands on it (setup, state replay,
+//! rollback, reset, ping).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::protocol::client_handshake::{self, Login, LoginError};
+use crate::protocol::framing::{PacketConn, Sequence};
+use crate::relay::{self, Expect, Outcome, Prepared, RelayError, Sink};
+use crate::state::{Replay, SessionState};
+
+/// A byte stream to a backend server.
+pub trait BackendStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> BackendStream for T {}
+
+/// A boxed backend stream.
+pub type BoxedStream = Box<dyn BackendStream>;
+
+/// The future a [`Connector`] returns.
+pub type ConnectFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<BoxedStream>> + Send + 'a>>;
+
+/// How a pool reaches its backend. Given by the pool's owner, so that every backend connection
+/// passes the owner's checks (Switchyard's: the tenant's egress policy, DNS, TLS).
+pub trait Connector: Send + Sync + 'static {
+    /// Opens a new stream to the backend.
+    fn connect(&self) -> ConnectFuture<'_>;
+    /// The backend's address, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Session tracking the pooler turns on for every backend connection.
+const SETUP: &str = "SET SESSION session_track_system_variables = '*', session_track_schema = ON, \
+                     session_track_state_change = ON";
+
+/// Why a backend connection could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The connector failed.
+    #[error("cannot connect to {backend}: {error}")]
+    Connect {
+        /// The backend's address.
+        backend: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The login failed.
+    #[error("cannot log in to {backend}: {error}")]
+    Login {
+        /// The backend's address.
+        backend: String,
+        /// What failed.
+        error: LoginError,
+    },
+    /// A command of the pooler's own failed on the server.
+    #[error("{what} failed on {backend}: error {code}: {message}")]
+    Command {
+        /// What the pooler was doing.
+        what: &'static str,
+        /// The backend's address.
+        backend: String,
+        /// The server's error code.
+        code: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The connection broke.
+    #[error("connection to {backend} broke: {error}")]
+    Broken {
+        /// The backend's address.
+        backend: String,
+        /// What failed.
+        error: RelayError,
+    },
+}
+
+/// What a pool opens connections with.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: Vec<u8>,
+    /// Default schema.
+    pub database: Option<String>,
+    /// Largest packet accepted from the server.
+    pub max_packet: usize,
+}
+
+/// One logged-in backend connection.
+pub struct BackendConn {
+    conn: PacketConn<BoxedStream>,
+    backend: Arc<str>,
+    caps: CapabilityFlags,
+    server_version: String,
+    connection_id: u32,
+    status: StatusFlags,
+    state: SessionState,
+    statements: HashMap<Arc<[u8]>, Prepared>,
+    created: Instant,
+    last_used: Instant,
+    broken: bool,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for BackendConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConn")
+            .field("backend", &self.backend)
+            .field("connection_id", &self.connection_id)
+            .field("found_rows", &self.found_rows())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendConn {
+    /// Connects through `connector`, logs in and turns on session tracking.
+    pub async fn open(
+        connector: &dyn Connector,
+        settings: &BackendSettings,
+        found_rows: bool,
+    ) -> Result<BackendConn, BackendError> {
+        let backend: Arc<str> = connector.describe().into();
+        let stream = connector
+            .connect()
+            .await
+            .map_err(|error| BackendError::Connect { backend: backend.to_string(), error })?;
+        let mut conn = PacketConn::new(stream, settings.max_packet);
+        let collation = 45; // utf8mb4_general_ci
+        let login = Login {
+            user: &settings.user,
+            password: &settings.password,
+            database: settings.database.as_deref(),
+            collation,
+            found_rows,
+            max_packet: u32::try_from(settings.max_packet).unwrap_or(u32::MAX),
+        };
+        let session = client_handshake::login(&mut conn, &login)
+            .await
+            .map_err(|error| BackendError::Login { backend: backend.to_string(), error })?;
+        let now = Instant::now();
+        let mut backend_conn = BackendConn {
+            conn,
+            backend,
+            caps: session.caps,
+            server_version: session.server_version,
+            connection_id: session.connection_id,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            state: SessionState::initial(collation, settings.database.clone(), true),
+            statements: HashMap::new(),
+            created: now,
+            last_used: now,
+            broken: false,
+            dirty: false,
+        };
+        backend_conn.setup().await?;
+        Ok(backend_conn)
+    }
+
+    async fn setup(&mut self) -> Result<(), BackendError> {
+        let outcome = self.command(Command::COM_QUERY, SETUP.as_bytes(), Expect::Results).await?;
+        // Our own tracking variables changed: that is what setup is for, not a session's doing.
+        self.dirty = false;
+        self.check("turning on session tracking", &outcome)
+    }
+
+    fn check(&self, what: &'static str, outcome: &Outcome) -> Result<(), BackendError> {
+        match &outcome.error {
+            None => Ok(()),
+            Some((code, message)) => Err(BackendError::Command {
+                what,
+                backend: self.backend.to_string(),
+                code: *code,
+                message: message.clone(),
+            }),
+        }
+    }
+
+    /// Sends a command of the pooler's own and drains its response, following state changes.
+    async fn command(
+        &mut self,
+        command: Command,
+        body: &[u8],
+        expect: Expect,
+    ) -> Result<Outcome, BackendError> {
+        let mut payload = Vec::with_capacity(1 + body.len());
+        payload.push(command as u8);
+        payload.extend_from_slice(body);
+        let mut seq = Sequence::new();
+        let mut sink = Sink::<BoxedStream>::Drain;
+        let result = async {
+            self.conn.send(&mut seq, &payload).await?;
+            relay::relay(&mut self.conn, &mut seq, self.caps, &mut sink, expect, self.status).await
+        }
+        .await;
+        let outcome = result.map_err(|error| self.broke(error))?;
+        self.absorb(&outcome);
+        Ok(outcome)
+    }
+
+    /// Marks the connection broken; the error to report.
+    pub fn broke(&mut self, error: RelayError) -> BackendError {
+        self.broken = true;
+        BackendError::Broken { backend: self.backend.to_string(), error }
+    }
+
+    /// Takes in the outcome of a relayed response: status and tracked state. Returns what the
+    /// state saw (an untrackable change marks the connection dirty).
+    pub fn absorb(&mut self, outcome: &Outcome) -> crate::state::Applied {
+        self.status = outcome.status;
+        self.last_used = Instant::now();
+        let applied = self.state.apply(&outcome.changes);
+        if applied.untrackable {
+            self.dirty = true;
+        }
+        applied
+    }
+
+    /// Brings the connection's state to `target`.
+    pub async fn replay(&mut self, target: &SessionState) -> Result<(), BackendError> {
+        let Replay { schema, set, multi_statements } = self.state.replay_to(target);
+        if let Some(schema) = schema {
+            let outcome = self.command(Command::COM_INIT_DB, schema.as_bytes(), Expect::Ok).await?;
+            self.check("restoring the session's schema", &outcome)?;
+            self.state.set_schema(schema);
+        }
+        if let Some(set) = set {
+            let outcome = self.command(Command::COM_QUERY, set.as_bytes(), Expect::Results).await?;
+            self.check("restoring the session's variables", &outcome)?;
+        }
+        if let Some(on) = multi_statements {
+            let option: u16 = if on { 0 } else { 1 };
+            let outcome = self.command(Command::COM_SET_OPTION, &option.to_le_bytes(), Expect::Ok).await?;
+            self.check("restoring the multi-statement option", &outcome)?;
+            self.state.set_multi_statements(on);
+        }
+        Ok(())
+    }
+
+    /// Rolls back an open transaction.
+    pub async fn rollback(&mut self) -> Result<(), BackendError> {
+        let outcome = self.command(Command::COM_QUERY, b"ROLLBACK", Expect::Results).await?;
+        self.check("rolling back", &outcome)
+    }
+
+    /// Resets the server session (`COM_RESET_CONNECTION`) and turns tracking on again: the
+    /// connection is as fresh, with no prepared statements.
+    pub async fn reset(&mut self, initial: SessionState) -> Result<(), BackendError> {
+        let outcome = self.command(Command::COM_RESET_CONNECTION, &[], Expect::Ok).await?;
+        self.check("resetting the connection", &outcome)?;
+        self.statements.clear();
+        self.state = initial;
+        self.dirty = false;
+        self.setup().await
+    }
+
+    /// Checks that the server answers.
+    pub async fn ping(&mut self) -> Result<(), BackendError> {
+        let outcome = self.command(Command::COM_PING, &[], Expect::Ok).await?;
+        self.check("ping", &outcome)
+    }
+
+    /// Prepares `sql` for the pooler's statement cache (no client sees the response).
+    pub async fn prepare_quietly(
+        &mut self,
+        sql: &Arc<[u8]>,
+    ) -> Result<Result<Prepared, (u16, String)>, BackendError> {
+        let outcome = self.command(Command::COM_STMT_PREPARE, sql, Expect::Prepare).await?;
+        match (outcome.error, outcome.prepared) {
+            (Some(error), _) => Ok(Err(error)),
+            (None, Some(prepared)) => {
+                self.statements.insert(sql.clone(), prepared);
+                Ok(Ok(prepared))
+            }
+            (None, None) => {
+                Err(self.broke(crate::protocol::packets::Malformed::new("prepare", "no statement").into()))
+            }
+        }
+    }
+
+    /// Closes the statement the server prepared for `sql`, if any (no response comes).
+    pub async fn close_statement(&mut self, sql: &[u8]) -> Result<(), BackendError> {
+        if let Some(prepared) = self.statements.remove(sql) {
+            let mut payload = vec![Command::COM_STMT_CLOSE as u8];
+            payload.extend_from_slice(&prepared.id.to_le_bytes());
+            if let Err(e) = self.conn.send(&mut Sequence::new(), &payload).await {
+                return Err(self.broke(e.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends COM_QUIT and drops the connection.
+    pub async fn quit(mut self) {
+        let _ = self.conn.send(&mut Sequence::new(), &[Command::COM_QUIT as u8]).await;
+        let _ = self.conn.shutdown().await;
+    }
+
+    /// The packet stream, for relaying a client's command.
+    pub fn packets(&mut self) -> &mut PacketConn<BoxedStream> {
+        &mut self.conn
+    }
+
+    /// Capabilities negotiated with the server.
+    pub fn caps(&self) -> CapabilityFlags {
+        self.caps
+    }
+
+    /// Whether affected rows count found rows (`CLIENT_FOUND_ROWS`), fixed at login.
+    pub fn found_rows(&self) -> bool {
+        self.caps.contains(CapabilityFlags::CLIENT_FOUND_ROWS)
+    }
+
+    /// Status flags after the last response.
+    pub fn status(&self) -> StatusFlags {
+        self.status
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+    }
+
+    /// The tracked state.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// The server's version string.
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    /// The server's id of this connection.
+    pub fn connection_id(&self) -> u32 {
+        self.connection_id
+    }
+
+    /// The backend's address.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// When it was opened.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// When it last answered.
+    pub fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    /// Whether it failed and must be closed.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Whether a session changed what the pooler cannot follow: reset before reuse.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Marks it to be reset before reuse.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The statement prepared here for `sql`.
+    pub fn statement(&self, sql: &[u8]) -> Option<Prepared> {
+        self.statements.get(sql).copied()
+    }
+
+    /// Records a schema change the server did not report.
+    pub fn set_schema(&mut self, schema: String) {
+        self.state.set_schema(schema);
+    }
+
+    /// Records the statement the server prepared for `sql` (relayed to a client).
+    pub fn remember_statement(&mut self, sql: Arc<[u8]>, prepared: Prepared) {
+        self.statements.insert(sql, prepared);
+    }
+
+    /// Statements prepared here.
+    pub fn statement_count(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// Any one prepared statement's text (the one to evict when over the cap).
+    pub fn any_statement(&self) -> Option<Arc<[u8]>> {
+        self.statements.keys().next().cloned()
+    }
+}

@@ -1,0 +1,458 @@
+//! A pool of backend connections for one (tenant, backend, user): at most `max_connections`
+//! open, checked out in FIFO order by waiting sessions, each wait bounded by
+//! `checkout_timeout`. An idle connection whose state already matches the session's is
+//! preferred; one idle too long is pinged before use; broken or expired ones are replaced.
+//!
+//! ```text
+//!   checkout ─► idle match? ─► take ─────────────────────────────► (ping if idle long)
+//!            └► room to open? ─► open (count it first) ──────────►
+//!            └► queue (FIFO) ─► a release hands its connection to the head, or timeout ─► ERR
+//! ```
+//!
+//! Invariant: `open` counts every connection that exists or is being opened, so it never
+//! exceeds `max_connections`; the lock is never held across an await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::backend::{BackendConn, BackendError, BackendSettings, Connector};
+use crate::state::SessionState;
+use crate::stats::{ErrorKind, Snapshot, Stats};
+
+/// How a pool behaves; the owner's config, already validated.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Names the pool in errors and metrics (`tenant/pool`).
+    pub name: String,
+    /// Backend login and packet limit.
+    pub backend: BackendSettings,
+    /// Backend connections at most.
+    pub max_connections: usize,
+    /// Idle connections kept open.
+    pub min_idle: usize,
+    /// An idle connection above `min_idle` is closed after this long.
+    pub idle_timeout: Duration,
+    /// A connection is closed (when idle) after this long.
+    pub max_lifetime: Duration,
+    /// How long a session waits for a connection.
+    pub checkout_timeout: Duration,
+    /// A connection idle longer than this is pinged before it is handed out.
+    pub health_check_after: Duration,
+}
+
+/// Why a checkout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// Every connection stayed in use for the whole wait.
+    #[error(
+        "pool {pool} is exhausted: {in_use} of {max} backend connections in use, waited {waited_ms} ms \
+         (checkout_timeout)"
+    )]
+    Timeout {
+        /// The pool.
+        pool: String,
+        /// Connections in use.
+        in_use: usize,
+        /// The cap.
+        max: usize,
+        /// How long the session waited.
+        waited_ms: u128,
+    },
+    /// No connection could be opened.
+    #[error("pool {pool}: {error}")]
+    Backend {
+        /// The pool.
+        pool: String,
+        /// What failed.
+        error: BackendError,
+    },
+}
+
+struct Idle {
+    conn: BackendConn,
+    since: Instant,
+}
+
+struct Waiter {
+    id: u64,
+    found_rows: bool,
+    tx: oneshot::Sender<Result<BackendConn, CheckoutError>>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Idle>,
+    open: usize,
+    waiters: VecDeque<Waiter>,
+    next_waiter: u64,
+    server_version: Option<String>,
+    closed: bool,
+}
+
+struct Shared {
+    config: PoolConfig,
+    connector: Arc<dyn Connector>,
+    state: Mutex<PoolState>,
+    stats: Stats,
+}
+
+/// A cheap handle on a pool.
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("name", &self.shared.config.name).finish_non_exhaustive()
+    }
+}
+
+enum Step {
+    Take(BackendConn, Instant),
+    Open,
+    Replace(BackendConn),
+    Wait(u64, oneshot::Receiver<Result<BackendConn, CheckoutError>>),
+}
+
+impl Pool {
+    /// A pool reaching its backend through `connector`. Opens nothing yet (see
+    /// [`Pool::maintain`] for `min_idle`).
+    pub fn new(config: PoolConfig, connector: Arc<dyn Connector>) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                config,
+                connector,
+                state: Mutex::new(PoolState::default()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The pool's config.
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Counters and gauges now.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        self.shared.stats.snapshot(state.open as u64, state.idle.len() as u64, state.waiters.len() as u64)
+    }
+
+    /// The backend's version string (learnt from the first connection; opens one if needed).
+    pub async fn server_version(&self) -> Result<String, CheckoutError> {
+        if let Some(version) = self.lock().server_version.clone() {
+            return Ok(version);
+        }
+        let conn = self.checkout(false, None).await?;
+        let version = conn.server_version().to_owned();
+        self.release(conn).await;
+        Ok(version)
+    }
+
+    /// A connection for a session that wants `found_rows` and (preferably) `state`.
+    pub async fn checkout(
+        &self,
+        found_rows: bool,
+        state: Option<&SessionState>,
+    ) -> Result<BackendConn, CheckoutError> {
+        let started = Instant::now();
+        loop {
+            let step = {
+                let mut pool = self.lock();
+                self.next_step(&mut pool, found_rows, state)
+            };
+            let conn = match step {
+                Step::Take(mut conn, since) => {
+                    if since.elapsed() >= self.shared.config.health_check_after && conn.ping().await.is_err()
+                    {
+                        self.shared.stats.error(ErrorKind::BackendBroken);
+                        self.forget();
+                        continue;
+                    }
+                    conn
+                }
+                Step::Open => self.open(found_rows).await?,
+                Step::Replace(old) => {
+                    old.quit().await;
+                    self.open(found_rows).await?
+                }
+                Step::Wait(id, rx) => self.wait(id, rx, started).await?,
+            };
+            self.shared.stats.checkout(started.elapsed());
+            return Ok(conn);
+        }
+    }
+
+    fn next_step(&self, pool: &mut PoolState, found_rows: bool, state: Option<&SessionState>) -> Step {
+        if pool.waiters.is_empty() {
+            let matching = |idle: &Idle| idle.conn.found_rows() == found_rows;
+            let exact =
+                state.and_then(|s| pool.idle.iter().rposition(|i| matching(i) && i.conn.state() == s));
+            if let Some(at) = exact.or_else(|| pool.idle.iter().rposition(matching)) {
+                let idle = pool.idle.remove(at);
+                return Step::Take(idle.conn, idle.since);
+            }
+            if pool.open < self.shared.config.max_connections {
+                pool.open += 1;
+                return Step::Open;
+            }
+            if let Some(at) = pool.idle.iter().position(|i| !matching(i)) {
+                return Step::Replace(pool.idle.remove(at).conn);
+            }
+        }
+        let id = pool.next_waiter;
+        pool.next_waiter += 1;
+        let (tx, rx) = oneshot::channel();
+        pool.waiters.push_back(Waiter { id, found_rows, tx });
+        Step::Wait(id, rx)
+    }
+
+    /// Opens a connection whose slot is already counted in `open`; gives the slot back on failure.
+    async fn open(&self, found_rows: bool) -> Result<BackendConn, CheckoutError> {
+        match BackendConn::open(&*self.shared.connector, &self.shared.config.backend, found_rows).await {
+            Ok(conn) => {
+                self.shared.stats.connected();
+                let mut pool = self.lock();
+                if pool.server_version.is_none() {
+                    pool.server_version = Some(conn.server_version().to_owned());
+                }
+                Ok(conn)
+            }
+            Err(error) => {
+                self.shared.stats.error(ErrorKind::Connect);
+                tracing::warn!(pool = self.shared.config.name, "{error}");
+                self.forget();
+                Err(CheckoutError::Backend { pool: self.shared.config.name.clone(), error })
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        id: u64,
+        mut rx: oneshot::Receiver<Result<BackendConn, CheckoutError>>,
+        started: Instant,
+    ) -> Result<BackendConn, CheckoutError> {
+        let remaining = self.shared.config.checkout_timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, &mut rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => {
+                let removed = {
+                    let mut pool = self.lock();
+                    let before = pool.waiters.len();
+                    pool.waiters.retain(|w| w.id != id);
+                    before != pool.waiters.len()
+                };
+                if !removed && let Ok(result) = rx.try_recv() {
+                    // Handed a connection just as the wait ran out: use it.
+                    return result;
+                }
+                self.shared.stats.error(ErrorKind::CheckoutTimeout);
+                let in_use = {
+                    let pool = self.lock();
+                    pool.open - pool.idle.len()
+                };
+                Err(CheckoutError::Timeout {
+                    pool: self.shared.config.name.clone(),
+                    in_use,
+                    max: self.shared.config.max_connections,
+                    waited_ms: started.elapsed().as_millis(),
+                })
+            }
+        }
+    }
+
+    /// A connection is gone: frees its slot, and opens one for the head waiter if any.
+    fn forget(&self) {
+        let head_wants = {
+            let mut pool = self.lock();
+            pool.open -= 1;
+            let head = pool.waiters.front().map(|w| w.found_rows).filter(|_| !pool.closed);
+            if head.is_some() {
+                pool.open += 1;
+            }
+            head
+        };
+        if let Some(found_rows) = head_wants {
+            self.open_for_waiter(found_rows);
+        }
+    }
+
+    /// Opens a connection in the background and hands it to the head waiter (or fails it).
+    fn open_for_waiter(&self, found_rows: bool) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            match BackendConn::open(&*pool.shared.connector, &pool.shared.config.backend, found_rows).await {
+                Ok(conn) => {
+                    pool.shared.stats.connected();
+                    pool.hand_over(conn).await;
+                }
+                Err(error) => {
+                    pool.shared.stats.error(ErrorKind::Connect);
+                    tracing::warn!(pool = pool.shared.config.name, "{error}");
+                    let waiter = pool.give_back_slot();
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.tx.send(Err(CheckoutError::Backend {
+                            pool: pool.shared.config.name.clone(),
+                            error,
+                        }));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Frees a slot whose connection could not be opened; the head waiter, to be told.
+    fn give_back_slot(&self) -> Option<Waiter> {
+        let mut state = self.lock();
+        state.open -= 1;
+        state.waiters.pop_front()
+    }
+
+    /// Gives a healthy connection to the first waiter that still waits, else makes it idle.
+    /// A waiter that wants the other `found_rows` gets a fresh connection in its place.
+    async fn hand_over(&self, mut conn: BackendConn) {
+        loop {
+            let (waiter, closed) = {
+                let mut pool = self.lock();
+                let waiter = pool.waiters.pop_front();
+                if waiter.is_none() && !pool.closed {
+                    pool.idle.push(Idle { conn, since: Instant::now() });
+                    return;
+                }
+                if waiter.is_none() {
+                    pool.open -= 1;
+                }
+                (waiter, pool.closed)
+            };
+            let Some(waiter) = waiter else {
+                debug_assert!(closed);
+                conn.quit().await;
+                return;
+            };
+            if waiter.found_rows != conn.found_rows() {
+                // Replace this connection by one of the kind the waiter needs.
+                self.lock().waiters.push_front(waiter);
+                conn.quit().await;
+                self.open_for_waiter_in_place();
+                return;
+            }
+            match waiter.tx.send(Ok(conn)) {
+                Ok(()) => return,
+                Err(Ok(back)) => conn = back, // that waiter gave up: try the next
+                Err(Err(_)) => return,
+            }
+        }
+    }
+
+    /// The slot of a closed connection goes to the head waiter.
+    fn open_for_waiter_in_place(&self) {
+        let found_rows = self.lock().waiters.front().map(|w| w.found_rows);
+        match found_rows {
+            Some(found_rows) => self.open_for_waiter(found_rows),
+            None => self.lock().open -= 1,
+        }
+    }
+
+    /// Returns a connection after a session used it. A broken one is dropped, an expired or
+    /// dirty one closed or reset; a healthy one goes to the first waiter or the idle list.
+    pub async fn release(&self, mut conn: BackendConn) {
+        if conn.is_broken() {
+            drop(conn);
+            self.forget();
+            return;
+        }
+        if conn.created().elapsed() >= self.shared.config.max_lifetime {
+            conn.quit().await;
+            self.forget();
+            return;
+        }
+        if conn.in_transaction() && conn.rollback().await.is_err() {
+            self.forget();
+            return;
+        }
+        if conn.is_dirty() {
+            let initial = SessionState::initial(45, self.shared.config.backend.database.clone(), true);
+            if conn.reset(initial).await.is_err() {
+                self.forget();
+                return;
+            }
+        }
+        self.hand_over(conn).await;
+    }
+
+    /// Closes idle connections past `idle_timeout` (above `min_idle`) or `max_lifetime`, and
+    /// opens connections up to `min_idle`. Run it every second or so.
+    pub async fn maintain(&self) {
+        let config = &self.shared.config;
+        let expired: Vec<BackendConn> = {
+            let mut pool = self.lock();
+            let mut keep = Vec::with_capacity(pool.idle.len());
+            let mut expired = Vec::new();
+            let idle = std::mem::take(&mut pool.idle);
+            let mut surplus = idle.len().saturating_sub(config.min_idle);
+            for entry in idle {
+                let too_old = entry.conn.created().elapsed() >= config.max_lifetime;
+                let idle_long = entry.since.elapsed() >= config.idle_timeout && surplus > 0;
+                if too_old || idle_long {
+                    surplus = surplus.saturating_sub(1);
+                    expired.push(entry.conn);
+                } else {
+                    keep.push(entry);
+                }
+            }
+            pool.idle = keep;
+            pool.open -= expired.len();
+            expired
+        };
+        for conn in expired {
+            conn.quit().await;
+        }
+        loop {
+            let open_one = {
+                let mut pool = self.lock();
+                let room =
+                    pool.idle.len() < config.min_idle && pool.open < config.max_connections && !pool.closed;
+                if room {
+                    pool.open += 1;
+                }
+                room
+            };
+            if !open_one {
+                return;
+            }
+            match self.open(false).await {
+                Ok(conn) => self.hand_over(conn).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Closes every idle connection and refuses to keep more; waiters are failed as they time out.
+    pub async fn close(&self) {
+        let idle: Vec<Idle> = {
+            let mut pool = self.lock();
+            pool.closed = true;
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open -= idle.len();
+            idle
+        };
+        for entry in idle {
+            entry.conn.quit().await;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A pooler: one [`Pool`] and the client sessions on it. Its owner accepts client streams
+//! wherever it likes (a virtual port, a loopback address) and hands each to
+//! [`Pooler::serve`]; the pooler bounds how many sessions run at once and how long a client
+//! may take to log in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
+
+use crate::backend::Connector;
+use crate::pool::{Pool, PoolConfig};
+use crate::protocol::auth::AuthMethod;
+use crate::protocol::framing::{PacketConn, Sequence};
+use crate::protocol::packets;
+use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
+use crate::session::{ER_CON_COUNT, PoolMode, Session, SessionContext};
+use crate::stats::ErrorKind;
+
+/// Everything a pooler is told by its owner.
+#[derive(Debug, Clone)]
+pub struct PoolerConfig {
+    /// The pool.
+    pub pool: PoolConfig,
+    /// How sessions share connections.
+    pub mode: PoolMode,
+    /// Client sessions at once; more are refused with error 1040.
+    pub max_client_sessions: usize,
+    /// A client must finish logging in within this.
+    pub handshake_timeout: Duration,
+    /// The method announced to clients first.
+    pub auth_method: AuthMethod,
+    /// Prepared statements kept per backend connection.
+    pub max_prepared_per_connection: usize,
+}
+
+/// A per-tenant MySQL pooler.
+#[derive(Debug, Clone)]
+pub struct Pooler {
+    config: Arc<PoolerConfig>,
+    pool: Pool,
+    sessions: Arc<Semaphore>,
+    next_id: Arc<AtomicU32>,
+}
+
+impl Pooler {
+    /// A pooler whose backend connections come from `connector`.
+    pub fn new(config: PoolerConfig, connector: Arc<dyn Connector>) -> Self {
+        let pool = Pool::new(config.pool.clone(), connector);
+        let sessions = Arc::new(Semaphore::new(config.max_client_sessions));
+        Pooler { config: Arc::new(config), pool, sessions, next_id: Arc::new(AtomicU32::new(1)) }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PoolerConfig {
+        &self.config
+    }
+
+    /// Serves one client stream until the session ends. `peer` names the client in logs.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: &str) {
+        let name = &self.config.pool.name;
+        let mut conn = PacketConn::new(stream, self.config.pool.backend.max_packet);
+        let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
+            self.pool.stats().error(ErrorKind::TooManyClients);
+            let message = format!(
+                "Too many connections: pool {name} serves at most {} client sessions (max_client_sessions)",
+                self.config.max_client_sessions
+            );
+            tracing::warn!(pool = name, peer, "{message}");
+            let _ = conn.send(&mut Sequence::new(), &packets::err(ER_CON_COUNT, b"08004", &message)).await;
+            return;
+        };
+        let server_version = match self.pool.server_version().await {
+            Ok(version) => version,
+            Err(error) => {
+                let message = format!("the pool cannot reach its backend: {error}");
+                tracing::warn!(pool = name, peer, "{message}");
+                let _ =
+                    conn.send(&mut Sequence::new(), &packets::err(ER_CON_COUNT, b"08004", &message)).await;
+                return;
+            }
+        };
+        let greeting = Greeting {
+            server_version,
+            connection_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            method: self.config.auth_method,
+            user: self.config.pool.backend.user.clone(),
+            password: self.config.pool.backend.password.clone(),
+        };
+        let accepted = tokio::time::timeout(
+            self.config.handshake_timeout,
+            server_handshake::accept(&mut conn, &greeting),
+        )
+        .await;
+        let hello = match accepted {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(error)) => {
+                if !matches!(error, HandshakeError::Closed) {
+                    self.pool.stats().error(ErrorKind::ClientProtocol);
+                }
+                tracing::info!(pool = name, peer, "client handshake failed: {error}");
+                return;
+            }
+            Err(_) => {
+                self.pool.stats().error(ErrorKind::ClientProtocol);
+                tracing::info!(
+                    pool = name,
+                    peer,
+                    "client did not log in within {:?}; closed",
+                    self.config.handshake_timeout
+                );
+                return;
+            }
+        };
+        let ctx = SessionContext {
+            pool: self.pool.clone(),
+            mode: self.config.mode,
+            password: self.config.pool.backend.password.clone().into(),
+            max_prepared_per_connection: self.config.max_prepared_per_connection,
+        };
+        self.pool.stats().client_opened();
+        Session::new(conn, hello, ctx).run().await;
+        self.pool.stats().client_closed();
+    }
+
+    /// Runs the pool's upkeep (idle timeout, lifetime, `min_idle`) every `period`, forever.
+    pub async fn maintain(&self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            self.pool.maintain().await;
+        }
+    }
+}

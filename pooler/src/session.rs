@@ -1,0 +1,416 @@
+//! One client session: reads the client's commands, gives each one a backend connection
+//! (after bringing that connection to the session's tracked state), relays the response, and
+//! decides whether to keep the connection — inside a transaction, while pinned, or for the
+//! whole session in `session` mode — or to give it back to the pool.
+//!
+//! ```text
+//!   command ─► local? (PING, QUIT, RESET_CONNECTION, CHANGE_USER, SET_OPTION, STMT_CLOSE, ...)
+//!           └► acquire (held, or checkout + replay) ─► send ─► relay ─► track state, pins
+//!                                                                  └► keep or release
+//! ```
+//!
+//! Invariant: the session's [`SessionState`] equals the state of the connection it holds.
+
+mod statements;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::backend::BackendConn;
+use crate::pins::{self, PinReason, Pins};
+use crate::pool::Pool;
+use crate::protocol::auth::AuthMethod;
+use crate::protocol::framing::{PacketConn, Sequence};
+use crate::protocol::packets;
+use crate::protocol::server_handshake::{Client, ER_ACCESS_DENIED};
+use crate::relay::{self, Expect, Outcome, Sink};
+use crate::state::SessionState;
+use crate::stats::ErrorKind;
+use statements::{ClientStatement, LongData};
+
+/// `ER_UNKNOWN_COM_ERROR`.
+const ER_UNKNOWN_COM: u16 = 1047;
+/// `ER_CON_COUNT_ERROR` (the pool is exhausted).
+pub const ER_CON_COUNT: u16 = 1040;
+/// `CR_SERVER_LOST`, as proxies report a backend lost mid-command.
+const ER_SERVER_LOST: u16 = 2013;
+/// `ER_MALFORMED_PACKET`.
+const ER_MALFORMED_PACKET: u16 = 1835;
+
+/// How sessions share backend connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A connection is held only inside a transaction or while pinned.
+    Transaction,
+    /// A connection is held for the whole session, then reset and reused.
+    Session,
+}
+
+/// What a session needs from its pooler.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    /// The pool.
+    pub pool: Pool,
+    /// How it is shared.
+    pub mode: PoolMode,
+    /// The password clients log in with (for `COM_CHANGE_USER`).
+    pub password: Arc<[u8]>,
+    /// Prepared statements kept per backend connection before the oldest is closed.
+    pub max_prepared_per_connection: usize,
+}
+
+/// One client's session.
+pub struct Session<S> {
+    client: PacketConn<S>,
+    ctx: SessionContext,
+    caps: CapabilityFlags,
+    user: String,
+    nonce: [u8; 20],
+    initial: SessionState,
+    state: SessionState,
+    held: Option<BackendConn>,
+    pins: Pins,
+    statements: HashMap<u32, ClientStatement>,
+    next_statement: u32,
+    long_data: LongData,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// A session for a client that passed the handshake.
+    pub fn new(client: PacketConn<S>, hello: Client, ctx: SessionContext) -> Self {
+        let database = hello.database.clone().or_else(|| ctx.pool.config().backend.database.clone());
+        let multi = hello.caps.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS);
+        let initial = SessionState::initial(hello.collation, database, multi);
+        Session {
+            client,
+            caps: hello.caps,
+            user: hello.user,
+            nonce: hello.nonce,
+            state: initial.clone(),
+            initial,
+            held: None,
+            pins: Pins::default(),
+            statements: HashMap::new(),
+            next_statement: 1,
+            long_data: LongData::default(),
+            ctx,
+        }
+    }
+
+    fn found_rows(&self) -> bool {
+        self.caps.contains(CapabilityFlags::CLIENT_FOUND_ROWS)
+    }
+
+    /// Serves commands until the client quits or goes away, then gives back (rolled back or
+    /// reset as needed) whatever connection the session held.
+    pub async fn run(mut self) {
+        loop {
+            let mut seq = Sequence::new();
+            let payload = match self.client.read_packet(&mut seq).await {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::debug!(pool = self.ctx.pool.config().name, "client connection ended: {error}");
+                    if !matches!(error, crate::protocol::framing::FrameError::Io(_)) {
+                        self.ctx.pool.stats().error(ErrorKind::ClientProtocol);
+                        let message = format!("bad packet: {error}");
+                        let _ = self
+                            .client
+                            .send(&mut seq, &packets::err(ER_MALFORMED_PACKET, b"08S01", &message))
+                            .await;
+                    }
+                    break;
+                }
+            };
+            self.client.shrink_input();
+            if !self.command(&payload, &mut seq).await {
+                break;
+            }
+        }
+        self.end().await;
+    }
+
+    /// Handles one command; false when the session is over.
+    async fn command(&mut self, payload: &[u8], seq: &mut Sequence) -> bool {
+        let Some(&code) = payload.first() else {
+            self.reply_err(seq, ER_MALFORMED_PACKET, b"08S01", "empty command packet").await;
+            return true;
+        };
+        match code {
+            c if c == Command::COM_QUIT as u8 => return false,
+            c if c == Command::COM_PING as u8 => self.reply_ok(seq).await,
+            c if c == Command::COM_QUERY as u8 => self.query(payload, seq).await,
+            c if c == Command::COM_INIT_DB as u8 => {
+                if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None).await
+                    && outcome.error.is_none()
+                    && outcome.changes.schema.is_none()
+                {
+                    // A server that did not report it: the schema is what was asked for.
+                    let schema = String::from_utf8_lossy(&payload[1..]).into_owned();
+                    self.state.set_schema(schema.clone());
+                    if let Some(conn) = &mut self.held {
+                        conn.set_schema(schema);
+                    }
+                }
+            }
+            c if c == Command::COM_FIELD_LIST as u8 => {
+                self.forward(payload, seq, Expect::FieldList, None).await;
+            }
+            c if c == Command::COM_STATISTICS as u8 => {
+                self.forward(payload, seq, Expect::Single, None).await;
+            }
+            c if c == Command::COM_STMT_PREPARE as u8 => self.prepare(payload, seq).await,
+            c if c == Command::COM_STMT_EXECUTE as u8 => self.execute(payload, seq).await,
+            c if c == Command::COM_STMT_CLOSE as u8 => self.close_statement(payload),
+            c if c == Command::COM_STMT_SEND_LONG_DATA as u8 => self.send_long_data(payload),
+            c if c == Command::COM_STMT_RESET as u8 => self.reset_statement(payload, seq).await,
+            c if c == Command::COM_SET_OPTION as u8 => self.set_option(payload, seq).await,
+            c if c == Command::COM_RESET_CONNECTION as u8 => {
+                self.reset().await;
+                self.reply_ok(seq).await;
+            }
+            c if c == Command::COM_CHANGE_USER as u8 => self.change_user(payload, seq).await,
+            other => {
+                let message = format!("command 0x{other:02x} is not supported through the pooler");
+                self.reply_err(seq, ER_UNKNOWN_COM, b"08S01", &message).await;
+            }
+        }
+        true
+    }
+
+    async fn reply_ok(&mut self, seq: &mut Sequence) {
+        let status = self.status();
+        let _ = self.client.send(seq, &packets::ok(status, self.caps)).await;
+    }
+
+    async fn reply_err(&mut self, seq: &mut Sequence, code: u16, state: &[u8; 5], message: &str) {
+        let _ = self.client.send(seq, &packets::err(code, state, message)).await;
+    }
+
+    /// The status the client should see: that of the held connection, else idle autocommit.
+    fn status(&self) -> StatusFlags {
+        match &self.held {
+            Some(conn) => conn.status() - StatusFlags::SERVER_MORE_RESULTS_EXISTS,
+            None if self.state.var("autocommit").is_some_and(|v| v.eq_ignore_ascii_case("OFF")) => {
+                StatusFlags::empty()
+            }
+            None => StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        }
+    }
+
+    async fn query(&mut self, payload: &[u8], seq: &mut Sequence) {
+        let scan = pins::scan(&payload[1..]);
+        // Pin before running: a statement that pins must not lose its connection on the way.
+        let new = self.pins.union(scan.pins);
+        for reason in new.iter() {
+            self.ctx.pool.stats().pinned(reason);
+        }
+        let Some(outcome) = self.forward(payload, seq, Expect::Results, None).await else {
+            return;
+        };
+        if scan.unlocks_tables {
+            self.pins.remove(PinReason::LockTables);
+        }
+        let tracked = !outcome.changes.vars.is_empty() || outcome.changes.schema.is_some();
+        let explained = tracked || !scan.pins.is_empty();
+        if scan.is_set && outcome.error.is_none() && !explained {
+            self.pin(PinReason::UntrackedSet);
+        } else if outcome.changes.state_changed && !explained {
+            self.pin(PinReason::UntrackedState);
+        }
+        self.settle().await;
+    }
+
+    fn pin(&mut self, reason: PinReason) {
+        if !self.pins.contains(reason) {
+            self.pins.insert(reason);
+            self.ctx.pool.stats().pinned(reason);
+        }
+    }
+
+    /// A connection for the next command: the held one, or a checked-out one brought to the
+    /// session's state. On failure the client has been told why.
+    async fn acquire(&mut self, seq: &mut Sequence) -> Option<BackendConn> {
+        if let Some(conn) = self.held.take() {
+            return Some(conn);
+        }
+        let mut conn = match self.ctx.pool.checkout(self.found_rows(), Some(&self.state)).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                self.reply_err(seq, ER_CON_COUNT, b"08004", &error.to_string()).await;
+                return None;
+            }
+        };
+        if let Err(error) = conn.replay(&self.state).await {
+            self.ctx.pool.stats().error(ErrorKind::Replay);
+            tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+            conn.mark_dirty();
+            self.ctx.pool.release(conn).await;
+            let message = format!("cannot restore this session's state on a backend connection: {error}");
+            self.reply_err(seq, ER_SERVER_LOST, b"HY000", &message).await;
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Sends `payload` on a connection and relays its response; keeps or releases the
+    /// connection. `None` if the command did not reach a backend or the backend broke.
+    async fn forward(
+        &mut self,
+        payload: &[u8],
+        seq: &mut Sequence,
+        expect: Expect,
+        stmt_id: Option<u32>,
+    ) -> Option<Outcome> {
+        let mut conn = self.acquire(seq).await?;
+        let outcome = self.relay_on(&mut conn, payload, seq, expect, stmt_id).await;
+        self.held = Some(conn);
+        if outcome.is_none() {
+            self.lose_connection().await;
+        } else {
+            self.settle().await;
+        }
+        outcome
+    }
+
+    /// Sends `payload` on `conn` and relays the response to the client, following the state
+    /// it reports. `None` if the backend broke (the client has been sent an ERR).
+    async fn relay_on(
+        &mut self,
+        conn: &mut BackendConn,
+        payload: &[u8],
+        seq: &mut Sequence,
+        expect: Expect,
+        stmt_id: Option<u32>,
+    ) -> Option<Outcome> {
+        self.ctx.pool.stats().query();
+        let mut backend_seq = Sequence::new();
+        let caps = conn.caps();
+        let status = conn.status();
+        let result = async {
+            conn.packets().send(&mut backend_seq, payload).await?;
+            let mut sink = Sink::Client { conn: &mut self.client, seq, caps: self.caps, stmt_id };
+            relay::relay(conn.packets(), &mut backend_seq, caps, &mut sink, expect, status).await
+        }
+        .await;
+        match result {
+            Ok(outcome) => {
+                let applied = conn.absorb(&outcome);
+                self.state.apply(&outcome.changes);
+                if applied.untrackable {
+                    self.pin(PinReason::UntrackedSet);
+                }
+                Some(outcome)
+            }
+            Err(error) => {
+                let error = conn.broke(error);
+                self.ctx.pool.stats().error(ErrorKind::BackendBroken);
+                tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+                let message = format!("lost the backend connection during the command: {error}");
+                let _ = self.client.send(seq, &packets::err(ER_SERVER_LOST, b"HY000", &message)).await;
+                None
+            }
+        }
+    }
+
+    /// After a command: keeps the connection if the session needs it, else gives it back.
+    async fn settle(&mut self) {
+        let keep = self.ctx.mode == PoolMode::Session
+            || !self.pins.is_empty()
+            || self.held.as_ref().is_some_and(|c| c.in_transaction());
+        if !keep && let Some(conn) = self.held.take() {
+            self.ctx.pool.release(conn).await;
+        }
+    }
+
+    /// The held connection broke: what lived on it (transaction, pins, statements) is gone.
+    async fn lose_connection(&mut self) {
+        if let Some(conn) = self.held.take() {
+            self.ctx.pool.release(conn).await;
+        }
+        self.pins = Pins::default();
+    }
+
+    async fn set_option(&mut self, payload: &[u8], seq: &mut Sequence) {
+        let on = match payload.get(1..3) {
+            Some([0, 0]) => true,
+            Some([1, 0]) => false,
+            _ => {
+                self.reply_err(seq, ER_UNKNOWN_COM, b"HY000", "COM_SET_OPTION takes 0 (on) or 1 (off)").await;
+                return;
+            }
+        };
+        self.state.set_multi_statements(on);
+        if let Some(conn) = &mut self.held
+            && let Err(error) = conn.replay(&self.state).await
+        {
+            tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+            self.lose_connection().await;
+        }
+        let status = self.status();
+        let reply = if self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
+            packets::ok(status, self.caps)
+        } else {
+            packets::eof(0, status)
+        };
+        let _ = self.client.send(seq, &reply).await;
+    }
+
+    /// `COM_RESET_CONNECTION`: the session starts over (state, statements, pins); a held
+    /// connection is rolled back and reset before anyone else uses it.
+    async fn reset(&mut self) {
+        self.state = self.initial.clone();
+        self.statements.clear();
+        self.long_data.clear();
+        let pinned = !self.pins.is_empty();
+        self.pins = Pins::default();
+        if let Some(mut conn) = self.held.take() {
+            if pinned || self.ctx.mode == PoolMode::Session {
+                conn.mark_dirty();
+            }
+            self.ctx.pool.release(conn).await;
+        }
+    }
+
+    /// `COM_CHANGE_USER`: checked against the pool's one user, then a reset.
+    async fn change_user(&mut self, payload: &[u8], seq: &mut Sequence) {
+        let change = match packets::parse_change_user(payload) {
+            Ok(change) => change,
+            Err(error) => {
+                self.reply_err(seq, ER_MALFORMED_PACKET, b"08S01", &error.to_string()).await;
+                return;
+            }
+        };
+        let user = String::from_utf8_lossy(change.user).into_owned();
+        let method = change.plugin.map_or(Some(AuthMethod::NativePassword), AuthMethod::from_name);
+        let ok = user == self.user
+            && method.is_some_and(|m| m.verify(&self.nonce, &self.ctx.password, change.auth));
+        if !ok {
+            let message = format!("Access denied for user '{user}'@'switchyard' (using password: YES)");
+            self.reply_err(seq, ER_ACCESS_DENIED, b"28000", &message).await;
+            return;
+        }
+        let database =
+            Some(change.database).filter(|d| !d.is_empty()).map(|d| String::from_utf8_lossy(d).into_owned());
+        self.reset().await;
+        if let Some(database) = database {
+            self.initial.set_schema(database.clone());
+            self.state.set_schema(database);
+        }
+        self.reply_ok(seq).await;
+    }
+
+    /// The client is gone: roll back, reset if pinned, and give the connection back.
+    async fn end(mut self) {
+        if let Some(mut conn) = self.held.take() {
+            if !self.pins.is_empty() || self.ctx.mode == PoolMode::Session {
+                conn.mark_dirty();
+            }
+            self.ctx.pool.release(conn).await;
+        }
+        let _ = self.client.shutdown().await;
+    }
+}

@@ -1,0 +1,245 @@
+//! Binary prepared statements across backend connections. A client's statement id maps to the
+//! statement's SQL; each backend connection keeps its own server-side statements by SQL (at most
+//! `max_prepared_per_connection`, the surplus closed), and a statement is prepared again,
+//! quietly, on a connection that does not have it. Parameter types are remembered per client
+//! statement and sent with every execute, since the server a later execute lands on may never
+//! have seen them. `COM_STMT_SEND_LONG_DATA` is buffered (bounded) and sent just before the
+//! execute it belongs to, on the same connection.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{ER_MALFORMED_PACKET, Session};
+use crate::backend::BackendConn;
+use crate::protocol::framing::Sequence;
+use crate::relay::Expect;
+
+/// `ER_UNKNOWN_STMT_HANDLER`.
+const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
+/// `ER_NOT_SUPPORTED_YET`.
+const ER_NOT_SUPPORTED_YET: u16 = 1235;
+/// Long data a session may buffer before its execute, in bytes.
+const MAX_LONG_DATA: usize = 64 << 20;
+
+/// A statement as its client knows it.
+#[derive(Debug, Clone)]
+pub(super) struct ClientStatement {
+    sql: Arc<[u8]>,
+    params: u16,
+    /// The parameter types the client last bound (2 bytes each).
+    types: Option<Vec<u8>>,
+}
+
+/// Buffered `COM_STMT_SEND_LONG_DATA` payloads, in order.
+#[derive(Debug, Default)]
+pub(super) struct LongData {
+    chunks: Vec<(u32, Vec<u8>)>,
+    bytes: usize,
+    /// A statement whose long data went over the limit: its next execute fails.
+    overflowed: Option<u32>,
+}
+
+impl LongData {
+    pub(super) fn clear(&mut self) {
+        self.chunks.clear();
+        self.bytes = 0;
+        self.overflowed = None;
+    }
+
+    fn clear_statement(&mut self, id: u32) {
+        self.chunks.retain(|(stmt, _)| *stmt != id);
+        self.bytes = self.chunks.iter().map(|(_, c)| c.len()).sum();
+    }
+}
+
+fn statement_id(payload: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Makes room for one more statement on `conn`, and drops the one it has for `sql` (which
+    /// is about to be prepared again, for a client to see the definitions).
+    async fn make_room(
+        &self,
+        conn: &mut BackendConn,
+        sql: &[u8],
+    ) -> Result<(), crate::backend::BackendError> {
+        conn.close_statement(sql).await?;
+        while conn.statement_count() >= self.ctx.max_prepared_per_connection.max(1) {
+            match conn.any_statement() {
+                Some(old) => conn.close_statement(&old).await?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn prepare(&mut self, payload: &[u8], seq: &mut Sequence) {
+        let sql: Arc<[u8]> = payload[1..].into();
+        let id = self.next_statement;
+        self.next_statement = self.next_statement.checked_add(1).unwrap_or(1);
+        let Some(mut conn) = self.acquire(seq).await else { return };
+        if let Err(error) = self.make_room(&mut conn, &sql).await {
+            tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+        }
+        let outcome = if conn.is_broken() {
+            None
+        } else {
+            self.relay_on(&mut conn, payload, seq, Expect::Prepare, Some(id)).await
+        };
+        if let Some(prepared) = outcome.as_ref().and_then(|o| o.prepared) {
+            conn.remember_statement(sql.clone(), prepared);
+            self.statements.insert(id, ClientStatement { sql, params: prepared.params, types: None });
+        }
+        self.held = Some(conn);
+        if outcome.is_none() {
+            self.lose_connection().await;
+        } else {
+            self.settle().await;
+        }
+    }
+
+    pub(super) async fn execute(&mut self, payload: &[u8], seq: &mut Sequence) {
+        let (Some(id), Some(&flags)) = (statement_id(payload), payload.get(5)) else {
+            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", "COM_STMT_EXECUTE shorter than its header")
+                .await;
+            return;
+        };
+        let Some(statement) = self.statements.get(&id).cloned() else {
+            let message = format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
+            self.reply_err(seq, ER_UNKNOWN_STMT_HANDLER, b"HY000", &message).await;
+            return;
+        };
+        if self.long_data.overflowed == Some(id) {
+            self.long_data.overflowed = None;
+            let message = format!("long data over {} MiB for one execute", MAX_LONG_DATA >> 20);
+            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", &message).await;
+            return;
+        }
+        if flags & 0x07 != 0 {
+            let message =
+                "server-side cursors are not supported through the pooler; execute without a cursor";
+            self.reply_err(seq, ER_NOT_SUPPORTED_YET, b"42000", message).await;
+            return;
+        }
+        let Some(rewritten) = self.with_types(id, &statement, payload) else {
+            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", "COM_STMT_EXECUTE parameters cut short").await;
+            return;
+        };
+        let Some(mut conn) = self.acquire(seq).await else { return };
+        let backend_id = match conn.statement(&statement.sql) {
+            Some(prepared) => Ok(Ok(prepared.id)),
+            None => match self.make_room(&mut conn, &statement.sql).await {
+                Ok(()) => conn.prepare_quietly(&statement.sql).await.map(|r| r.map(|p| p.id)),
+                Err(error) => Err(error),
+            },
+        };
+        let backend_id = match backend_id {
+            Ok(Ok(backend_id)) => backend_id,
+            Ok(Err((code, message))) => {
+                // The statement no longer prepares (a table dropped since): the client's error.
+                self.held = Some(conn);
+                self.reply_err(seq, code, b"HY000", &message).await;
+                self.settle().await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+                self.held = Some(conn);
+                self.lose_connection().await;
+                self.reply_err(seq, super::ER_SERVER_LOST, b"HY000", &error.to_string()).await;
+                return;
+            }
+        };
+        let sent = self.send_long_data_to(&mut conn, id, backend_id).await;
+        let mut rewritten = rewritten;
+        rewritten[1..5].copy_from_slice(&backend_id.to_le_bytes());
+        let outcome =
+            if sent { self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None).await } else { None };
+        self.held = Some(conn);
+        if outcome.is_none() {
+            self.lose_connection().await;
+        } else {
+            self.settle().await;
+        }
+    }
+
+    /// The execute payload with parameter types always present (remembering new ones).
+    fn with_types(&mut self, id: u32, statement: &ClientStatement, payload: &[u8]) -> Option<Vec<u8>> {
+        let params = usize::from(statement.params);
+        if params == 0 {
+            return Some(payload.to_vec());
+        }
+        let flag_at = 10 + params.div_ceil(8);
+        let bound = *payload.get(flag_at)?;
+        if bound == 1 {
+            let types = payload.get(flag_at + 1..flag_at + 1 + 2 * params)?.to_vec();
+            if let Some(entry) = self.statements.get_mut(&id) {
+                entry.types = Some(types);
+            }
+            return Some(payload.to_vec());
+        }
+        let Some(types) = &statement.types else {
+            return Some(payload.to_vec()); // never bound: the server will say so
+        };
+        let mut out = Vec::with_capacity(payload.len() + types.len());
+        out.extend_from_slice(&payload[..flag_at]);
+        out.push(1);
+        out.extend_from_slice(types);
+        out.extend_from_slice(&payload[flag_at + 1..]);
+        Some(out)
+    }
+
+    /// Sends the buffered long data of client statement `id` as `backend_id`; false if the
+    /// connection broke (the client has been told).
+    async fn send_long_data_to(&mut self, conn: &mut BackendConn, id: u32, backend_id: u32) -> bool {
+        for (stmt, chunk) in &mut self.long_data.chunks {
+            if *stmt != id {
+                continue;
+            }
+            chunk[1..5].copy_from_slice(&backend_id.to_le_bytes());
+            if let Err(error) = conn.packets().send(&mut Sequence::new(), chunk).await {
+                conn.broke(error.into());
+                return false;
+            }
+        }
+        self.long_data.clear_statement(id);
+        true
+    }
+
+    pub(super) fn close_statement(&mut self, payload: &[u8]) {
+        if let Some(id) = statement_id(payload) {
+            self.statements.remove(&id);
+            self.long_data.clear_statement(id);
+        }
+    }
+
+    /// Buffers long data; no response goes to the client (none is due), so going over the
+    /// limit fails the statement's next execute instead.
+    pub(super) fn send_long_data(&mut self, payload: &[u8]) {
+        let Some(id) = statement_id(payload).filter(|id| self.statements.contains_key(id)) else {
+            return; // an unknown id fails at execute
+        };
+        if self.long_data.bytes + payload.len() > MAX_LONG_DATA {
+            self.long_data.clear_statement(id);
+            self.long_data.overflowed = Some(id);
+            return;
+        }
+        self.long_data.bytes += payload.len();
+        self.long_data.chunks.push((id, payload.to_vec()));
+    }
+
+    pub(super) async fn reset_statement(&mut self, payload: &[u8], seq: &mut Sequence) {
+        match statement_id(payload) {
+            Some(id) if self.statements.contains_key(&id) => {
+                self.long_data.clear_statement(id);
+                self.reply_ok(seq).await;
+            }
+            _ => {
+                let message = "Unknown prepared statement handler given to mysqld_stmt_reset";
+                self.reply_err(seq, ER_UNKNOWN_STMT_HANDLER, b"HY000", message).await;
+            }
+        }
+    }
+}

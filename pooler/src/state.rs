@@ -1,0 +1,215 @@
+//! Tracked session state: the system variables, schema and multi-statement option a session
+//! has set, as the backend reports them (session tracking, never SQL parsing), and the
+//! statements that bring a backend connection from its state to a session's.
+//!
+//! A backend connection and a client session each carry a [`SessionState`]; a session may use
+//! a connection once the connection's state equals the session's. Variables are compared by
+//! their reported text, so a variable set back to its default still counts as set: replay
+//! then sets it explicitly, which is harmless.
+
+use std::collections::BTreeMap;
+
+use mysql_common::collations::{Collation, CollationId};
+
+use crate::relay::StateChanges;
+
+/// The variables the pooler itself sets on backend connections; a session that changes them
+/// cannot be followed (see [`SessionState::apply`]).
+const OWN_PREFIX: &str = "session_track_";
+
+/// One session's (or connection's) tracked state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionState {
+    vars: BTreeMap<String, String>,
+    schema: Option<String>,
+    multi_statements: bool,
+}
+
+/// What [`SessionState::apply`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Something the state follows changed.
+    pub tracked: bool,
+    /// A variable the pooler owns changed: the connection can no longer be followed.
+    pub untrackable: bool,
+}
+
+/// The steps that bring a connection's state to a session's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// `COM_INIT_DB` of this schema first.
+    pub schema: Option<String>,
+    /// Then this `SET SESSION ...` statement.
+    pub set: Option<String>,
+    /// Then `COM_SET_OPTION` to this multi-statement setting.
+    pub multi_statements: Option<bool>,
+}
+
+impl Replay {
+    /// Whether nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.schema.is_none() && self.set.is_none() && self.multi_statements.is_none()
+    }
+}
+
+impl SessionState {
+    /// The state a connection starts in after a handshake with `collation` and `schema`.
+    pub fn initial(collation: u8, schema: Option<String>, multi_statements: bool) -> Self {
+        let collation = Collation::from(CollationId::from(u16::from(collation)));
+        let (charset, name) = match collation.charset() {
+            "" => ("utf8mb4", "utf8mb4_general_ci"),
+            charset => (charset, collation.collation()),
+        };
+        let mut vars = BTreeMap::new();
+        for var in ["character_set_client", "character_set_connection", "character_set_results"] {
+            vars.insert(var.to_owned(), charset.to_owned());
+        }
+        vars.insert("collation_connection".to_owned(), name.to_owned());
+        SessionState { vars, schema, multi_statements }
+    }
+
+    /// The current schema.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The value of a tracked variable, if it was set.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Sets the multi-statement option (`COM_SET_OPTION`).
+    pub fn set_multi_statements(&mut self, on: bool) {
+        self.multi_statements = on;
+    }
+
+    /// Sets the schema (`COM_INIT_DB` succeeded).
+    pub fn set_schema(&mut self, schema: String) {
+        self.schema = Some(schema);
+    }
+
+    /// Takes in what a backend reported.
+    pub fn apply(&mut self, changes: &StateChanges) -> Applied {
+        let mut applied = Applied::default();
+        for (name, value) in &changes.vars {
+            if name.starts_with(OWN_PREFIX) || !is_variable_name(name) {
+                applied.untrackable = true;
+                continue;
+            }
+            applied.tracked = true;
+            self.vars.insert(name.clone(), value.clone());
+        }
+        if let Some(schema) = &changes.schema {
+            applied.tracked = true;
+            self.schema = Some(schema.clone()).filter(|s| !s.is_empty());
+        }
+        applied
+    }
+
+    /// What brings a connection in state `self` to state `to`.
+    pub fn replay_to(&self, to: &SessionState) -> Replay {
+        let mut assignments = Vec::new();
+        for (name, value) in &to.vars {
+            if self.vars.get(name) != Some(value) {
+                assignments.push(format!("{name} = {}", sql_value(name, value)));
+            }
+        }
+        for name in self.vars.keys() {
+            if !to.vars.contains_key(name) {
+                assignments.push(format!("{name} = DEFAULT"));
+            }
+        }
+        Replay {
+            schema: to.schema.clone().filter(|s| self.schema.as_ref() != Some(s)),
+            set: (!assignments.is_empty()).then(|| format!("SET SESSION {}", assignments.join(", "))),
+            multi_statements: (self.multi_statements != to.multi_statements).then_some(to.multi_statements),
+        }
+    }
+}
+
+/// A reported value as SQL: numbers bare, everything else a quoted string.
+fn sql_value(name: &str, value: &str) -> String {
+    let numeric = !value.is_empty()
+        && value.strip_prefix('-').unwrap_or(value).chars().all(|c| c.is_ascii_digit() || c == '.')
+        && value.chars().filter(|c| *c == '.').count() <= 1
+        && !value.ends_with('.');
+    if numeric {
+        return value.to_owned();
+    }
+    if value.is_empty() && name == "character_set_results" {
+        return "NULL".to_owned();
+    }
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => quoted.push_str("''"),
+            '\\' => quoted.push_str("\\\\"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// Whether `name` is a system variable name as servers report them (replay builds SQL from it).
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(vars: &[(&str, &str)]) -> StateChanges {
+        StateChanges {
+            vars: vars.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..StateChanges::default()
+        }
+    }
+
+    #[test]
+    fn replay_sets_what_differs_and_resets_what_the_target_never_set() {
+        let base = SessionState::initial(45, Some("app".into()), true);
+        assert_eq!(base.var("character_set_client"), Some("utf8mb4"));
+        assert_eq!(base.var("collation_connection"), Some("utf8mb4_general_ci"));
+        assert!(base.replay_to(&base).is_empty());
+
+        let mut session = base.clone();
+        session.apply(&changes(&[
+            ("sql_mode", "ANSI_QUOTES"),
+            ("time_zone", "+02:00"),
+            ("wait_timeout", "60"),
+        ]));
+        let replay = base.replay_to(&session);
+        assert_eq!(
+            replay.set.as_deref(),
+            Some("SET SESSION sql_mode = 'ANSI_QUOTES', time_zone = '+02:00', wait_timeout = 60")
+        );
+        assert_eq!(replay.schema, None);
+
+        let back = session.replay_to(&base);
+        assert_eq!(
+            back.set.as_deref(),
+            Some("SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT, wait_timeout = DEFAULT")
+        );
+    }
+
+    #[test]
+    fn own_variables_make_a_connection_untrackable() {
+        let mut state = SessionState::initial(45, None, true);
+        let applied = state.apply(&changes(&[("session_track_system_variables", "")]));
+        assert!(applied.untrackable);
+        assert!(!applied.tracked);
+    }
+
+    #[test]
+    fn values_are_quoted_unless_numeric() {
+        assert_eq!(sql_value("x", "It's"), "'It''s'");
+        assert_eq!(sql_value("x", "a\\b"), "'a\\\\b'");
+        assert_eq!(sql_value("x", "-12.5"), "-12.5");
+        assert_eq!(sql_value("x", "1.2.3"), "'1.2.3'");
+        assert_eq!(sql_value("x", ""), "''");
+        assert_eq!(sql_value("character_set_results", ""), "NULL");
+    }
+}

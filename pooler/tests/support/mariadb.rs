@@ -1,0 +1,136 @@
+//! A private MariaDB server for tests: its own datadir, socket and port under the target
+//! directory, started once per test binary from the system's `mariadbd`, and stopped by a
+//! watchdog when the test process exits (tests never leave a server behind).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct MariaDb {
+    /// Its TCP address on loopback.
+    pub addr: SocketAddr,
+    /// Its unix socket.
+    pub socket: PathBuf,
+    dir: PathBuf,
+}
+
+static SERVER: OnceLock<MariaDb> = OnceLock::new();
+
+/// The server of this test binary (started on first use).
+pub fn server() -> &'static MariaDb {
+    SERVER.get_or_init(|| {
+        MariaDb::start().unwrap_or_else(|e| panic!("cannot start MariaDB for the tests: {e}"))
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+impl MariaDb {
+    fn start() -> Result<MariaDb, String> {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join(format!("mariadb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let data = dir.join("data");
+        let user = if is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
+        let install = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--user={user}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("mariadb-install-db: {e} (install mariadb-server)"))?;
+        if !install.status.success() {
+            return Err(format!("mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr)));
+        }
+        let port = free_port();
+        let socket = dir.join("mysqld.sock");
+        let server = format!(
+            "mariadbd --no-defaults --datadir={data} --socket={socket} --port={port} --bind-address=127.0.0.1 \
+             --pid-file={dir}/mysqld.pid --log-error={dir}/error.log --user={user} --max-connections=2000 \
+             --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --skip-log-bin --max-allowed-packet=64M",
+            data = data.display(),
+            socket = socket.display(),
+            dir = dir.display(),
+        );
+        // The watchdog ends the server when this test process is gone.
+        let watchdog = format!(
+            "{server} & server=$!; while kill -0 {test} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
+             kill $server 2>/dev/null; wait $server",
+            test = std::process::id()
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run mariadbd: {e}"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                return Err(format!("mariadbd did not listen on {addr} within 60 s; its log:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(MariaDb { addr, socket, dir })
+    }
+
+    /// Runs SQL as root through the `mariadb` client on the socket; its tab-separated output.
+    pub fn root_sql(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root", "--batch", "--skip-column-names"])
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-e", sql])
+            .output()
+            .expect("run the mariadb client");
+        assert!(out.status.success(), "root SQL failed: {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A database and a user of its own for one test (`name` is a plain identifier).
+    pub fn tenant(&self, name: &str, password: &str) -> Tenant {
+        self.root_sql(&format!(
+            "CREATE DATABASE IF NOT EXISTS {name}; \
+             CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON {name}.* TO '{name}'@'%';"
+        ));
+        Tenant { user: name.to_owned(), password: password.to_owned(), database: name.to_owned() }
+    }
+
+    /// Connections the server has open for `user` now.
+    pub fn connections_of(&self, user: &str) -> usize {
+        self.root_sql(&format!("SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}'"))
+            .trim()
+            .parse()
+            .expect("a count")
+    }
+
+    /// The data directory's parent (logs live there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A test's database and user.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// User (also the database's name).
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Database.
+    pub database: String,
+}

@@ -1,0 +1,109 @@
+//! Shared parts of the pooler's tests: the private MariaDB, a TCP connector to it, and a pooler
+//! published on a loopback port of its own.
+
+#![allow(dead_code)]
+
+pub mod mariadb;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_pooler::backend::BackendSettings;
+use switchyard_pooler::protocol::auth::AuthMethod;
+use switchyard_pooler::{ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use tokio::net::{TcpListener, TcpStream};
+
+pub use mariadb::{Tenant, server};
+
+/// Connects to a fixed address over TCP.
+pub struct TcpConnector(pub SocketAddr);
+
+impl Connector for TcpConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(self.0).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as switchyard_pooler::BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// A pooler config for `tenant` with `max_connections` and small timeouts.
+pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
+    PoolerConfig {
+        pool: PoolConfig {
+            name: format!("test/{}", tenant.user),
+            backend: BackendSettings {
+                user: tenant.user.clone(),
+                password: tenant.password.clone().into_bytes(),
+                database: Some(tenant.database.clone()),
+                max_packet: 64 << 20,
+            },
+            max_connections,
+            min_idle: 0,
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(3600),
+            checkout_timeout: Duration::from_secs(5),
+            health_check_after: Duration::from_secs(5),
+        },
+        mode: PoolMode::Transaction,
+        max_client_sessions: 1000,
+        handshake_timeout: Duration::from_secs(5),
+        auth_method: AuthMethod::NativePassword,
+        max_prepared_per_connection: 64,
+    }
+}
+
+/// A pooler serving on a loopback port; the accept loop lives as long as the test's runtime.
+pub struct Published {
+    /// The pooler.
+    pub pooler: Pooler,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Its tenant.
+    pub tenant: Tenant,
+}
+
+impl Published {
+    /// A client URL for this pooler.
+    pub fn url(&self) -> String {
+        format!(
+            "mysql://{}:{}@{}/{}",
+            self.tenant.user, self.tenant.password, self.addr, self.tenant.database
+        )
+    }
+
+    /// `mysql_async` options for this pooler. `prefer_socket` is off: on loopback, mysql_async
+    /// otherwise asks the server for `@@socket` and reconnects to the server's own unix socket,
+    /// around the pooler.
+    pub fn opts(&self) -> mysql_async::Opts {
+        let opts = mysql_async::Opts::from_url(&self.url()).expect("url");
+        mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).into()
+    }
+
+    /// A fresh `mysql_async` connection.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        mysql_async::Conn::new(self.opts()).await.expect("connect through the pooler")
+    }
+}
+
+/// Starts a pooler for `tenant` on the test server with `config`.
+pub async fn publish(tenant: Tenant, config: PoolerConfig) -> Published {
+    let pooler = Pooler::new(config, Arc::new(TcpConnector(server().addr)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = pooler.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let pooler = serving.clone();
+            tokio::spawn(async move { pooler.serve(stream, &peer.to_string()).await });
+        }
+    });
+    Published { pooler, addr, tenant }
+}

@@ -135,7 +135,10 @@ pub fn ok_for_client<'a>(
         &(ok.status_flags() - StatusFlags::SERVER_SESSION_STATE_CHANGED).bits().to_le_bytes(),
     );
     out.extend_from_slice(&ok.warnings().to_le_bytes());
-    if let Some(info) = ok.info_ref() {
+    // Servers send a non-empty info as a length-encoded string whatever the capabilities
+    // (sql/protocol_classic.cc, net_send_ok), and clients parse it so.
+    if let Some(info) = ok.info_ref().filter(|info| !info.is_empty()) {
+        put_lenenc(&mut out, info.len() as u64);
         out.extend_from_slice(info);
     }
     Cow::Owned(out)
@@ -174,6 +177,16 @@ mod tests {
         assert_eq!((reparsed.affected_rows(), reparsed.last_insert_id()), (1, Some(7)));
         assert_eq!(reparsed.status_flags(), StatusFlags::SERVER_STATUS_AUTOCOMMIT);
         assert!(matches!(ok_for_client(&payload, &ok_packet, false, backend, backend), Cow::Borrowed(_)));
+
+        // The same with an info text ("Rows matched: 1"): kept, length-encoded.
+        let mut payload = vec![0x00, 1, 0, 0x02, 0x40, 0, 0, 15];
+        payload.extend_from_slice(b"Rows matched: 1");
+        payload.extend_from_slice(&[5, 1, 3, 2, b'd', b'b']);
+        let ok_packet = parse_ok(&payload, backend, false).expect("parses");
+        let out = ok_for_client(&payload, &ok_packet, false, backend, client);
+        let reparsed = parse_ok(&out, client, false).expect("reparses");
+        assert_eq!(reparsed.info_ref(), Some(&b"Rows matched: 1"[..]));
+        assert_eq!(out.len(), 8 + 15, "no session state left behind");
     }
 
     #[test]

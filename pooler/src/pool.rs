@@ -88,11 +88,12 @@ struct PoolState {
     open: usize,
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
-    server_version: Option<String>,
     closed: bool,
 }
 
 struct Shared {
+    /// The backend's version, learnt once (concurrent first callers wait for the one fetch).
+    server_version: tokio::sync::OnceCell<String>,
     config: PoolConfig,
     connector: Arc<dyn Connector>,
     state: Mutex<PoolState>,
@@ -124,6 +125,7 @@ impl Pool {
     pub fn new(config: PoolConfig, connector: Arc<dyn Connector>) -> Pool {
         Pool {
             shared: Arc::new(Shared {
+                server_version: tokio::sync::OnceCell::new(),
                 config,
                 connector,
                 state: Mutex::new(PoolState::default()),
@@ -154,13 +156,17 @@ impl Pool {
 
     /// The backend's version string (learnt from the first connection; opens one if needed).
     pub async fn server_version(&self) -> Result<String, CheckoutError> {
-        if let Some(version) = self.lock().server_version.clone() {
-            return Ok(version);
-        }
-        let conn = self.checkout(false, None).await?;
-        let version = conn.server_version().to_owned();
-        self.release(conn).await;
-        Ok(version)
+        let version = self
+            .shared
+            .server_version
+            .get_or_try_init(|| async {
+                let conn = self.checkout(false, None).await?;
+                let version = conn.server_version().to_owned();
+                self.release(conn).await;
+                Ok::<_, CheckoutError>(version)
+            })
+            .await?;
+        Ok(version.clone())
     }
 
     /// A connection for a session that wants `found_rows` and (preferably) `state`.
@@ -226,10 +232,7 @@ impl Pool {
         match BackendConn::open(&*self.shared.connector, &self.shared.config.backend, found_rows).await {
             Ok(conn) => {
                 self.shared.stats.connected();
-                let mut pool = self.lock();
-                if pool.server_version.is_none() {
-                    pool.server_version = Some(conn.server_version().to_owned());
-                }
+                let _ = self.shared.server_version.set(conn.server_version().to_owned());
                 Ok(conn)
             }
             Err(error) => {

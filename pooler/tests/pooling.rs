@@ -1,0 +1,266 @@
+//! Pooling behaviour against a real MariaDB: multiplexing under a hard cap (counted on the
+//! server), state never leaking between clients, pins, prepared statements moving between
+//! connections, checkout timeouts, killed backends and clients, tenant isolation.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use support::{Published, config, publish, server};
+use switchyard_pooler::pins::PinReason;
+use switchyard_pooler::stats::ErrorKind;
+
+/// Samples the server's connection count for `user` every 20 ms until stopped; the maximum.
+fn watch_connections(user: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
+    tokio::task::spawn_blocking(move || {
+        let mut max = 0;
+        // Bounded: at most 3,000 samples (one minute).
+        for _ in 0..3000 {
+            max = max.max(server().connections_of(&user));
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        max
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_sessions_share_four_connections() {
+    let tenant = server().tenant("pool_mux", "pw-mux");
+    let published = Arc::new(publish(tenant.clone(), config(&tenant, 4)).await);
+    let mut setup = published.conn().await;
+    setup.query_drop("CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL)").await.expect("create");
+    setup.query_drop("INSERT INTO counters VALUES (0, 0), (1, 0), (2, 0), (3, 0)").await.expect("rows");
+    setup.query_drop("CREATE TABLE log (session INT, tx INT, PRIMARY KEY (session, tx))").await.expect("log");
+    setup.disconnect().await.expect("quit");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_connections(tenant.user.clone(), stop.clone());
+    let mut sessions = Vec::new();
+    for session in 0..200 {
+        let published = published.clone();
+        sessions.push(tokio::spawn(async move {
+            let mut conn = published.conn().await;
+            for tx in 0..10 {
+                let mut t = conn.start_transaction(mysql_async::TxOpts::default()).await.expect("begin");
+                t.exec_drop("UPDATE counters SET n = n + 1 WHERE id = ?", (session % 4,))
+                    .await
+                    .expect("update");
+                t.exec_drop("INSERT INTO log VALUES (?, ?)", (session, tx)).await.expect("insert");
+                t.commit().await.expect("commit");
+            }
+            conn.disconnect().await.expect("quit");
+        }));
+    }
+    for session in sessions {
+        session.await.expect("a session failed");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let max_seen = watcher.await.expect("watcher");
+
+    let mut check = published.conn().await;
+    let total: Option<i64> = check.query_first("SELECT SUM(n) FROM counters").await.expect("sum");
+    let logged: Option<i64> = check.query_first("SELECT COUNT(*) FROM log").await.expect("count");
+    assert_eq!((total, logged), (Some(2000), Some(2000)));
+    assert!(max_seen <= 4, "MariaDB saw {max_seen} connections from a pool capped at 4");
+    assert!(max_seen >= 1, "the watcher never saw the pool's connections");
+    let snapshot = published.pooler.pool().snapshot();
+    assert!(snapshot.backend_open <= 4 && snapshot.connects <= 4, "{snapshot:?}");
+    assert_eq!(snapshot.errors_of(ErrorKind::CheckoutTimeout), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_clients_settings_never_reach_another() {
+    let tenant = server().tenant("pool_state", "pw-state");
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let mut a = published.conn().await;
+    let mut b = published.conn().await;
+    let defaults: Option<(String, String)> =
+        b.query_first("SELECT @@sql_mode, @@time_zone").await.expect("b");
+
+    a.query_drop("SET sql_mode = 'ANSI_QUOTES', time_zone = '+05:00'").await.expect("a sets");
+    a.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await.expect("a isolation");
+    let seen_by_b: Option<(String, String)> =
+        b.query_first("SELECT @@sql_mode, @@time_zone").await.expect("b");
+    assert_eq!(seen_by_b, defaults, "b saw a's settings");
+    let b_isolation: Option<String> = b.query_first("SELECT @@tx_isolation").await.expect("b");
+    assert_eq!(b_isolation.as_deref(), Some("REPEATABLE-READ"));
+
+    let seen_by_a: Option<(String, String, String)> =
+        a.query_first("SELECT @@sql_mode, @@time_zone, @@tx_isolation").await.expect("a");
+    assert_eq!(seen_by_a, Some(("ANSI_QUOTES".into(), "+05:00".into(), "READ-COMMITTED".into())));
+    let snapshot = published.pooler.pool().snapshot();
+    assert_eq!(snapshot.connects, 1, "both clients took turns on one connection");
+    assert_eq!(snapshot.pins, [0; PinReason::ALL.len()], "tracked settings do not pin");
+}
+
+/// Runs `setup` on one session, lets another client take the connection the session would
+/// otherwise have given back, and runs `check` on the first session; also whether the session
+/// stayed on one backend connection throughout.
+async fn pinned(published: &Published, setup: &str, check: &str) -> (Option<i64>, bool) {
+    let mut session = published.conn().await;
+    // Nothing pins yet: the connection goes back, and (the idle list being LIFO) the setup
+    // takes the same one again.
+    let before: Option<u64> = session.query_first("SELECT CONNECTION_ID()").await.expect("id");
+    session.query_drop(setup).await.expect("setup");
+    let mut other = published.conn().await;
+    let mut tx = other.start_transaction(mysql_async::TxOpts::default()).await.expect("other begins");
+    tx.query_drop("SELECT 1").await.expect("other holds a connection");
+    let result: Option<i64> = session.query_first(check).await.expect("check");
+    let after: Option<u64> = session.query_first("SELECT CONNECTION_ID()").await.expect("id");
+    tx.commit().await.expect("other commits");
+    session.disconnect().await.expect("quit");
+    other.disconnect().await.expect("quit");
+    (result, before == after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pin_reason_keeps_the_connection_and_is_counted() {
+    let tenant = server().tenant("pool_pins", "pw-pins");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let mut setup = published.conn().await;
+    setup
+        .query_drop("CREATE TABLE pin_t (a INT); INSERT INTO pin_t VALUES (1), (2), (3)")
+        .await
+        .expect("create");
+    setup.disconnect().await.expect("quit");
+    let cases = [
+        (PinReason::TemporaryTable, "CREATE TEMPORARY TABLE tmp (a INT)", "SELECT COUNT(*) FROM tmp", 0),
+        (PinReason::LockTables, "LOCK TABLES pin_t READ", "SELECT COUNT(*) FROM pin_t", 3),
+        (PinReason::GetLock, "SELECT GET_LOCK('pin', 1)", "SELECT IS_USED_LOCK('pin') = CONNECTION_ID()", 1),
+        (PinReason::UserVariable, "SET @v = 42", "SELECT @v", 42),
+        (PinReason::Prepare, "PREPARE s FROM 'SELECT 7'", "EXECUTE s", 7),
+        (PinReason::FoundRows, "SELECT SQL_CALC_FOUND_ROWS * FROM pin_t LIMIT 1", "SELECT FOUND_ROWS()", 3),
+    ];
+    for (reason, setup, check, expected) in cases {
+        let before = published.pooler.pool().snapshot().pins_for(reason);
+        let (result, same_connection) = pinned(&published, setup, check).await;
+        assert!(same_connection, "{reason}: the session moved to another connection");
+        assert_eq!(result, Some(expected), "{reason}");
+        let after = published.pooler.pool().snapshot().pins_for(reason);
+        assert_eq!(after, before + 1, "{reason} not counted");
+    }
+    // Nothing pinned outlives its session: a reset connection has no temporary table.
+    let mut fresh = published.conn().await;
+    let err = fresh.query_drop("SELECT * FROM tmp").await.expect_err("tmp is gone");
+    assert!(err.to_string().contains("doesn't exist"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_follow_a_session_to_another_connection() {
+    let tenant = server().tenant("pool_stmts", "pw-stmts");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let mut a = published.conn().await;
+    let stmt = a.prep("SELECT ? + 1").await.expect("prepare");
+    let two: Option<i64> = a.exec_first(&stmt, (1,)).await.expect("exec on the first connection");
+    let mut b = published.conn().await;
+    let mut tx = b.start_transaction(mysql_async::TxOpts::default()).await.expect("b begins");
+    tx.query_drop("SELECT 1").await.expect("b holds the first connection");
+    let six: Option<i64> = a.exec_first(&stmt, (5,)).await.expect("exec on the second connection");
+    let text: Option<f64> = a.exec_first(&stmt, ("41",)).await.expect("types rebound");
+    tx.commit().await.expect("b commits");
+    assert_eq!((two, six), (Some(2), Some(6)));
+    assert_eq!(text, Some(42.0));
+    assert_eq!(published.pooler.pool().snapshot().connects, 2);
+    a.close(stmt).await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_with_an_error_that_says_so() {
+    let tenant = server().tenant("pool_timeout", "pw-timeout");
+    let mut cfg = config(&tenant, 1);
+    cfg.pool.checkout_timeout = Duration::from_millis(300);
+    let published = publish(tenant.clone(), cfg).await;
+    let mut holder = published.conn().await;
+    let mut waiter = published.conn().await;
+    holder.query_drop("BEGIN").await.expect("begin");
+    holder.query_drop("SELECT 1").await.expect("hold");
+    let err = waiter.query_drop("SELECT 1").await.expect_err("no connection for the waiter");
+    let text = err.to_string();
+    assert!(
+        text.contains("pool test/pool_timeout is exhausted: 1 of 1 backend connections in use, waited"),
+        "{text}"
+    );
+    assert!(text.contains("checkout_timeout"), "{text}");
+    holder.query_drop("COMMIT").await.expect("commit");
+    let one: Option<i64> = waiter.query_first("SELECT 1").await.expect("served after the commit");
+    assert_eq!(one, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_backend_connection_costs_one_error() {
+    let tenant = server().tenant("pool_kill", "pw-kill");
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let mut client = published.conn().await;
+    let id: Option<u64> = client.query_first("SELECT CONNECTION_ID()").await.expect("id");
+    let id = id.expect("an id");
+    tokio::task::spawn_blocking(move || server().root_sql(&format!("KILL {id}"))).await.expect("kill");
+    let err = client.query_drop("SELECT 1").await.expect_err("the killed connection fails");
+    assert!(err.to_string().contains("lost the backend connection"), "{err}");
+    let one: Option<i64> = client.query_first("SELECT 1").await.expect("the next query works");
+    assert_eq!(one, Some(1));
+    assert_eq!(published.pooler.pool().snapshot().errors_of(ErrorKind::BackendBroken), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_transaction_leaves_no_lock() {
+    let tenant = server().tenant("pool_gone", "pw-gone");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let mut setup = published.conn().await;
+    setup.query_drop("CREATE TABLE g (id INT PRIMARY KEY, v INT) ENGINE=InnoDB").await.expect("create");
+    setup.query_drop("INSERT INTO g VALUES (1, 0)").await.expect("row");
+    setup.disconnect().await.expect("quit");
+
+    let mut locker = published.conn().await;
+    locker.query_drop("BEGIN").await.expect("begin");
+    locker.query_drop("SELECT * FROM g WHERE id = 1 FOR UPDATE").await.expect("lock the row");
+    drop(locker); // the socket closes without COM_QUIT, mid-transaction
+
+    let mut other = published.conn().await;
+    other.query_drop("SET innodb_lock_wait_timeout = 5").await.expect("timeout");
+    other.query_drop("UPDATE g SET v = 2 WHERE id = 1").await.expect("the row is free again");
+    let v: Option<i64> = other.query_first("SELECT v FROM g WHERE id = 1").await.expect("read");
+    assert_eq!(v, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_flood_does_not_starve_another() {
+    let flooded = server().tenant("pool_flooded", "pw-flood");
+    let calm = server().tenant("pool_calm", "pw-calm");
+    let mut flooded_cfg = config(&flooded, 2);
+    flooded_cfg.pool.checkout_timeout = Duration::from_millis(200);
+    let flooded = Arc::new(publish(flooded.clone(), flooded_cfg).await);
+    let calm = publish(calm.clone(), config(&calm, 2)).await;
+
+    let failures = Arc::new(AtomicUsize::new(0));
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let (flooded, failures) = (flooded.clone(), failures.clone());
+        flood.push(tokio::spawn(async move {
+            let Ok(mut conn) = mysql_async::Conn::new(flooded.opts()).await else {
+                failures.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            for _ in 0..5 {
+                if conn.query_drop("SELECT SLEEP(0.05)").await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut conn = calm.conn().await;
+    for i in 0..50 {
+        let got: Option<i64> = conn.exec_first("SELECT ?", (i,)).await.expect("the calm tenant is served");
+        assert_eq!(got, Some(i));
+    }
+    for task in flood {
+        task.await.expect("flood task");
+    }
+    assert!(failures.load(Ordering::Relaxed) > 0, "the flood should have exhausted its own pool");
+    assert_eq!(calm.pooler.pool().snapshot().errors_of(ErrorKind::CheckoutTimeout), 0);
+}

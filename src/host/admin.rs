@@ -1,5 +1,5 @@
 //! The admin endpoint: `GET /healthz` (200 `ready`, or 503 `not ready` with one line per
-//! problem naming the tenant and component and why). Metrics join it with the pooler.
+//! problem naming the tenant and component and why) and `GET /metrics` (Prometheus text).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,27 +11,44 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
 
 use super::health::Health;
+use super::metrics::Metrics;
 
 /// Binds `addr` and serves the admin endpoint until the returned task is aborted.
-pub async fn serve(addr: SocketAddr, health: Health) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    addr: SocketAddr,
+    health: Health,
+    metrics: Metrics,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
-    tracing::info!(%addr, "admin endpoint listening (/healthz)");
+    tracing::info!(%addr, "admin endpoint listening (/healthz, /metrics)");
     Ok(tokio::spawn(async move {
         loop {
             let Ok((client, _)) = listener.accept().await else { continue };
-            let health = health.clone();
+            let (health, metrics) = (health.clone(), metrics.clone());
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let health = health.clone();
+                        let (health, metrics) = (health.clone(), metrics.clone());
                         async move {
                             let (status, body) = match request.uri().path() {
                                 "/healthz" if health.is_ready() => (200, health.report()),
                                 "/healthz" => (503, health.report()),
-                                other => (404, format!("no admin page at {other}; try /healthz\n")),
+                                "/metrics" => (200, metrics.render()),
+                                other => {
+                                    (404, format!("no admin page at {other}; try /healthz or /metrics\n"))
+                                }
+                            };
+                            let content_type = if request.uri().path() == "/metrics" {
+                                "text/plain; version=0.0.4; charset=utf-8"
+                            } else {
+                                "text/plain; charset=utf-8"
                             };
                             let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(body)));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static(content_type),
+                            );
                             *response.status_mut() =
                                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                             Ok::<_, Infallible>(response)

@@ -5,6 +5,7 @@
 //! ```text
 //!   up ── Shards (one single-threaded runtime per core; a tenant lives on one)
 //!      ├─ per tenant: Network + Egress ── services (supervised) ── http components (per request)
+//!      │                                └─ forwards, MySQL pools (native services on virtual ports)
 //!      ├─ ingress: one HTTP server per listen address, routes by host and path prefix
 //!      └─ admin: /healthz
 //! ```
@@ -16,6 +17,8 @@ mod guest;
 mod health;
 mod http_egress;
 mod ingress;
+mod metrics;
+mod pools;
 mod service;
 mod shards;
 
@@ -74,6 +77,8 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
     let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
     let mut services = Vec::new();
     let mut mounted = Vec::new();
+    let mut mounted_pools = Vec::new();
+    let mut pool_handles = Vec::new();
     for (index, tenant) in config.tenants.iter().enumerate() {
         let limits = Limits {
             max_sockets: tenant.limits.max_sockets as usize,
@@ -93,6 +98,10 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
         };
         for forward in forwards::mount(tenant, &workload, base)? {
             mounted.push((index, forward));
+        }
+        for pool in pools::mount(tenant, &workload).await? {
+            pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
+            mounted_pools.push((index, pool));
         }
         for component in &tenant.components {
             let what = format!("tenant {}: component {}", tenant.name, component.name);
@@ -133,6 +142,9 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
     for (shard, forward) in mounted {
         tasks.push(shards.spawn(shard, forward.serve()));
     }
+    for (shard, pool) in mounted_pools {
+        tasks.push(shards.spawn(shard, pool.serve()));
+    }
     for service in services {
         let shard = service.workload.shard;
         tasks.push(shards.spawn(shard, service.supervise(health.clone())));
@@ -141,7 +153,7 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
         tasks.push(ingress::serve(addr, Router::new(routes), shards.clone()).await?);
     }
     if let Some(addr) = config.admin.listen {
-        tasks.push(admin::serve(addr, health.clone()).await?);
+        tasks.push(admin::serve(addr, health.clone(), metrics::Metrics::new(pool_handles)).await?);
     }
     tracing::info!(tenants = config.tenants.len(), "switchyard is up; Ctrl-C or SIGTERM stops it");
 

@@ -56,6 +56,11 @@ impl Switchyard {
     /// Writes `config` (which must listen its admin endpoint on `admin`) to a fresh folder named
     /// after the test, starts `switchyard up` on it, and waits until the admin endpoint answers.
     pub fn start(test: &str, admin: SocketAddr, config: &str) -> Switchyard {
+        Switchyard::start_with_env(test, admin, config, &[])
+    }
+
+    /// As [`Switchyard::start`], with extra environment variables (secrets the config references).
+    pub fn start_with_env(test: &str, admin: SocketAddr, config: &str, env: &[(&str, &str)]) -> Switchyard {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e").join(test);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test folder");
@@ -66,6 +71,7 @@ impl Switchyard {
             .arg("up")
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

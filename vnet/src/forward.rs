@@ -15,17 +15,17 @@ use std::time::Duration;
 
 use switchyard_policy::{Scheme, Target, TargetHost};
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::Connection;
 use crate::accept::Listener;
+use crate::dial::{DialTls, dial};
 use crate::egress::Egress;
 use crate::error::BindError;
 use crate::network::Network;
 use crate::relay::{Relayed, relay};
-use crate::tls::TlsClient;
-use crate::{Connection, tls::TlsError};
+use crate::tls::TlsError;
 
 /// What a forward relays to, and how.
 #[derive(Debug, Clone)]
@@ -45,13 +45,7 @@ pub struct ForwardSpec {
 }
 
 /// TLS origination of a forward.
-#[derive(Debug, Clone)]
-pub struct ForwardTls {
-    /// Whom to trust.
-    pub client: TlsClient,
-    /// The name sent as SNI and verified in the certificate.
-    pub server_name: String,
-}
+pub type ForwardTls = DialTls;
 
 /// Why a forward could not be mounted.
 #[derive(Debug, Error)]
@@ -82,21 +76,6 @@ pub struct Forward {
     v4: Listener,
     v6: Listener,
     slots: Arc<Semaphore>,
-}
-
-/// Why one forwarded connection did not reach the target.
-#[derive(Debug, Error)]
-enum Unreached {
-    #[error("{0}")]
-    Denied(String),
-    #[error("{0}")]
-    Resolve(String),
-    #[error("no resolved address of {target} is allowed")]
-    NoAllowedAddress { target: Target },
-    #[error("{0}")]
-    Connect(String),
-    #[error("{0}")]
-    Tls(TlsError),
 }
 
 impl Forward {
@@ -170,9 +149,9 @@ async fn forward_one(
 ) -> Option<Relayed> {
     let from = connection.peer_addr();
     let (stream, _guard) = connection.into_parts();
-    match reach(&spec, &egress).await {
-        Ok(Reached::Plain(remote)) => Some(relay(remote, stream).await),
-        Ok(Reached::Tls(remote)) => Some(relay(*remote, stream).await),
+    let component = format!("forward :{}", spec.port);
+    match dial(&egress, &component, &forward_target(&spec), spec.tls.as_ref(), spec.connect_timeout).await {
+        Ok(remote) => Some(relay(remote, stream).await),
         Err(why) => {
             tracing::warn!(
                 target: "switchyard::forward",
@@ -185,45 +164,4 @@ async fn forward_one(
             None
         }
     }
-}
-
-enum Reached {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-/// Decides, resolves, decides each address, connects, and originates TLS.
-async fn reach(spec: &ForwardSpec, egress: &Egress) -> Result<Reached, Unreached> {
-    let component = format!("forward :{}", spec.port);
-    let target = forward_target(spec);
-    egress.check(&component, &target).map_err(|denied| Unreached::Denied(denied.to_string()))?;
-    let addrs = match &spec.host {
-        TargetHost::Addr(ip) => vec![*ip],
-        TargetHost::Name(name) => {
-            egress.resolve(name).await.map_err(|e| Unreached::Resolve(e.to_string()))?.addrs
-        }
-    };
-    let mut last: Option<Unreached> = None;
-    for ip in addrs {
-        let addr = SocketAddr::new(ip, spec.to_port);
-        if let Err(denied) = egress.check(&component, &Target::tcp(addr)) {
-            last.get_or_insert(Unreached::Denied(denied.to_string()));
-            continue;
-        }
-        match egress.connect_within(addr, spec.connect_timeout).await {
-            Ok(stream) => {
-                return match &spec.tls {
-                    None => Ok(Reached::Plain(stream)),
-                    Some(tls) => tls
-                        .client
-                        .connect(&tls.server_name, stream)
-                        .await
-                        .map(|s| Reached::Tls(Box::new(s)))
-                        .map_err(Unreached::Tls),
-                };
-            }
-            Err(e) => last = Some(Unreached::Connect(e.to_string())),
-        }
-    }
-    Err(last.unwrap_or(Unreached::NoAllowedAddress { target }))
 }

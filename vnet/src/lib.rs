@@ -18,6 +18,7 @@
 
 mod accept;
 mod connection;
+pub mod dial;
 pub mod dns;
 pub mod egress;
 mod error;

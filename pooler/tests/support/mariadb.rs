@@ -3,7 +3,7 @@
 //! watchdog when the test process exits (tests never leave a server behind).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -14,7 +14,6 @@ pub struct MariaDb {
     pub addr: SocketAddr,
     /// Its unix socket.
     pub socket: PathBuf,
-    dir: PathBuf,
 }
 
 static SERVER: OnceLock<MariaDb> = OnceLock::new();
@@ -85,7 +84,7 @@ impl MariaDb {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(MariaDb { addr, socket, dir })
+        Ok(MariaDb { addr, socket })
     }
 
     /// Runs SQL as root through the `mariadb` client on the socket; its tab-separated output.
@@ -116,11 +115,6 @@ impl MariaDb {
             .trim()
             .parse()
             .expect("a count")
-    }
-
-    /// The data directory's parent (logs live there).
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -1,0 +1,285 @@
+//! The pooler against direct MariaDB, measured in the same run on the same private server.
+//!
+//! `cargo bench -p switchyard-pooler --bench pooler_vs_direct` (needs `mariadbd` and `sysbench`;
+//! `BENCH_SECONDS` sets each sysbench run's length, default 10).
+//!
+//! 1. `sysbench oltp_point_select`, 64 threads: direct (64 server connections) vs through the
+//!    pooler (8 backend connections): throughput ratio.
+//! 2. Latency the pooler adds per query: the same, one thread, p50 and p99 of each.
+//! 3. Connect per request (`--reconnect=1`), 64 threads: direct vs pooler throughput, and the most
+//!    connections MariaDB saw during the pooled run.
+//! 4. Memory per idle client session at 2,000 sessions: the sessions are opened by a child
+//!    process (this binary again), so only the pooler's own allocations are counted.
+
+#[path = "../tests/support/mariadb.rs"]
+#[allow(dead_code)] // shared with the tests, which use all of it
+mod mariadb;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use switchyard_pooler::backend::BackendSettings;
+use switchyard_pooler::protocol::auth::AuthMethod;
+use switchyard_pooler::protocol::client_handshake::{self, Login};
+use switchyard_pooler::protocol::framing::PacketConn;
+use switchyard_pooler::{ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts live bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct TcpConnector(SocketAddr);
+
+impl Connector for TcpConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(self.0).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as switchyard_pooler::BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-pw";
+
+async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
+    let config = PoolerConfig {
+        pool: PoolConfig {
+            name: "bench/main".to_owned(),
+            backend: BackendSettings {
+                user: USER.to_owned(),
+                password: PASSWORD.as_bytes().to_vec(),
+                database: Some(USER.to_owned()),
+                max_packet: 64 << 20,
+            },
+            max_connections,
+            min_idle: 0,
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            checkout_timeout: Duration::from_secs(30),
+            health_check_after: Duration::from_secs(30),
+        },
+        mode: PoolMode::Transaction,
+        max_client_sessions: 5000,
+        handshake_timeout: Duration::from_secs(30),
+        auth_method: AuthMethod::NativePassword,
+        max_prepared_per_connection: 256,
+    };
+    let pooler = Pooler::new(config, Arc::new(TcpConnector(backend)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let pooler = pooler.clone();
+            tokio::spawn(async move { pooler.serve(stream, &peer.to_string()).await });
+        }
+    });
+    addr
+}
+
+/// Figures of one sysbench run.
+#[derive(Debug, Default, Clone, Copy)]
+struct Run {
+    per_second: f64,
+    avg_ms: f64,
+    percentile_ms: f64,
+}
+
+fn sysbench(addr: SocketAddr, args: &[&str]) -> Run {
+    let out = Command::new("sysbench")
+        .arg("oltp_point_select")
+        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1", "--table-size=10000"])
+        .arg(format!("--mysql-port={}", addr.port()))
+        .arg(format!("--mysql-user={USER}"))
+        .arg(format!("--mysql-password={PASSWORD}"))
+        .arg(format!("--mysql-db={USER}"))
+        .args(args)
+        .output()
+        .expect("run sysbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "sysbench failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let field = |label: &str| -> f64 {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| {
+                let rest = l.trim_start()[label.len()..].trim();
+                let value =
+                    rest.split_whitespace().find_map(|w| w.trim_start_matches('(').parse::<f64>().ok());
+                if label == "queries:" {
+                    rest.split('(')
+                        .nth(1)
+                        .and_then(|p| p.split_whitespace().next())
+                        .and_then(|v| v.parse().ok())
+                } else {
+                    value
+                }
+            })
+            .unwrap_or(f64::NAN)
+    };
+    Run {
+        per_second: field("queries:"),
+        avg_ms: field("avg:"),
+        percentile_ms: text
+            .lines()
+            .find(|l| l.trim_start().contains("percentile:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN),
+    }
+}
+
+/// Opens `count` logged-in sessions to `addr` and holds them until stdin closes (child mode).
+async fn hold_sessions(addr: SocketAddr, count: usize) {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut conn = PacketConn::new(stream, 1 << 20);
+        let login = Login {
+            user: USER,
+            password: PASSWORD.as_bytes(),
+            database: Some(USER),
+            collation: 45,
+            found_rows: false,
+            max_packet: 1 << 20,
+        };
+        client_handshake::login(&mut conn, &login).await.expect("login");
+        held.push(conn);
+    }
+    println!("ready");
+    let mut stdin = tokio::io::stdin();
+    let mut byte = [0u8; 1];
+    let _ = stdin.read(&mut byte).await;
+}
+
+fn seconds() -> String {
+    std::env::var("BENCH_SECONDS").unwrap_or_else(|_| "10".to_owned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    if let Some(at) = args.iter().position(|a| a == "--hold-sessions") {
+        let addr: SocketAddr = args[at + 1].parse().expect("addr");
+        let count: usize = args[at + 2].parse().expect("count");
+        runtime.block_on(hold_sessions(addr, count));
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "pooler_vs_direct: skipped (run with `cargo bench -p switchyard-pooler --bench pooler_vs_direct`)"
+        );
+        return;
+    }
+    let server = mariadb::server();
+    server.tenant(USER, PASSWORD);
+    server.root_sql("SET GLOBAL max_connections = 3000");
+    let direct = server.addr;
+    let pooled = runtime.block_on(publish(direct, 8));
+    let time = format!("--time={}", seconds());
+    let prepared = Command::new("sysbench")
+        .arg("oltp_point_select")
+        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1", "--table-size=10000"])
+        .arg(format!("--mysql-port={}", direct.port()))
+        .args([
+            format!("--mysql-user={USER}"),
+            format!("--mysql-password={PASSWORD}"),
+            format!("--mysql-db={USER}"),
+        ])
+        .arg("prepare")
+        .stdout(Stdio::null())
+        .status()
+        .expect("sysbench prepare");
+    assert!(prepared.success(), "sysbench prepare failed");
+
+    println!("1. oltp_point_select, 64 threads, {}s each", seconds());
+    let d = sysbench(direct, &["--threads=64", &time, "run"]);
+    let p = sysbench(pooled, &["--threads=64", &time, "run"]);
+    println!("   direct (64 connections):        {:>9.0} q/s  avg {:.3} ms", d.per_second, d.avg_ms);
+    println!("   pooler (8 backend connections): {:>9.0} q/s  avg {:.3} ms", p.per_second, p.avg_ms);
+    println!("   ratio pooler / direct: {:.2}x (goal >= 0.8x)", p.per_second / d.per_second);
+
+    println!("2. latency added per query, 1 thread");
+    for percentile in ["50", "99"] {
+        let args = ["--threads=1", &time, &format!("--percentile={percentile}"), "run"];
+        let d = sysbench(direct, &args);
+        let p = sysbench(pooled, &args);
+        println!(
+            "   p{percentile}: direct {:.3} ms, pooler {:.3} ms, added {:.0} us{}",
+            d.percentile_ms,
+            p.percentile_ms,
+            (p.percentile_ms - d.percentile_ms) * 1000.0,
+            if percentile == "50" { " (goal <= 50 us)" } else { "" }
+        );
+    }
+
+    println!("3. connect per request (--reconnect=1), 64 threads");
+    let d = sysbench(direct, &["--threads=64", &time, "--reconnect=1", "run"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = stop.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut max = 0;
+        for _ in 0..100_000 {
+            max = max.max(mariadb::server().connections_of(USER));
+            if watch.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        max
+    });
+    let p = sysbench(pooled, &["--threads=64", &time, "--reconnect=1", "run"]);
+    stop.store(true, Ordering::Relaxed);
+    let max_seen = watcher.join().expect("watcher");
+    println!("   direct: {:>9.0} q/s", d.per_second);
+    println!("   pooler: {:>9.0} q/s, MariaDB saw at most {max_seen} connections (goal <= 8)", p.per_second);
+    println!("   ratio pooler / direct: {:.2}x (goal >= 3x)", p.per_second / d.per_second);
+
+    println!("4. memory per idle client session");
+    let sessions = 2000;
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--hold-sessions", &pooled.to_string(), &sessions.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("session holder");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut line = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut line).expect("the holder says ready");
+    std::thread::sleep(Duration::from_millis(500));
+    let per = (ALLOCATED.load(Ordering::Relaxed).saturating_sub(before)) / sessions;
+    drop(child.stdin.take());
+    let _ = child.wait();
+    println!("   {sessions} idle sessions: {per} bytes each in the pooler (goal <= 16384)");
+}

@@ -1,0 +1,151 @@
+//! `GET /metrics`: every pool's counters in the Prometheus text format, labelled by tenant and
+//! pool. Names and label values only; no secret is ever part of a pool's stats.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use switchyard_pooler::Pool;
+use switchyard_pooler::pins::PinReason;
+use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
+
+/// The pools whose counters `/metrics` shows. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pools: Arc<Vec<(String, String, Pool)>>,
+}
+
+impl Metrics {
+    /// Metrics of `pools`, each as (tenant, pool name, pool).
+    pub fn new(pools: Vec<(String, String, Pool)>) -> Self {
+        Metrics { pools: Arc::new(pools) }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let snapshots: Vec<(String, Snapshot)> = self
+            .pools
+            .iter()
+            .map(|(tenant, name, pool)| {
+                (format!("tenant=\"{}\",pool=\"{}\"", escape(tenant), escape(name)), pool.snapshot())
+            })
+            .collect();
+        let mut out = String::new();
+        let mut family =
+            |name: &str, kind: &str, help: &str, value: &dyn Fn(&Snapshot, &str, &mut String)| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (labels, snapshot) in &snapshots {
+                    value(snapshot, labels, &mut out);
+                }
+            };
+        let simple = |name: &'static str, get: fn(&Snapshot) -> u64| {
+            move |s: &Snapshot, labels: &str, out: &mut String| {
+                let _ = writeln!(out, "{name}{{{labels}}} {}", get(s));
+            }
+        };
+        family(
+            "switchyard_pool_client_sessions",
+            "gauge",
+            "Client sessions open now.",
+            &simple("switchyard_pool_client_sessions", |s| s.clients),
+        );
+        family(
+            "switchyard_pool_client_sessions_total",
+            "counter",
+            "Client sessions accepted.",
+            &simple("switchyard_pool_client_sessions_total", |s| s.clients_total),
+        );
+        family(
+            "switchyard_pool_backend_connections",
+            "gauge",
+            "Backend connections by state.",
+            &|s, labels, out| {
+                let in_use = s.backend_open.saturating_sub(s.backend_idle);
+                let _ = writeln!(
+                    out,
+                    "switchyard_pool_backend_connections{{{labels},state=\"in_use\"}} {in_use}"
+                );
+                let _ = writeln!(
+                    out,
+                    "switchyard_pool_backend_connections{{{labels},state=\"idle\"}} {}",
+                    s.backend_idle
+                );
+            },
+        );
+        family(
+            "switchyard_pool_waiting_clients",
+            "gauge",
+            "Clients waiting for a backend connection.",
+            &simple("switchyard_pool_waiting_clients", |s| s.waiting),
+        );
+        family(
+            "switchyard_pool_checkouts_total",
+            "counter",
+            "Backend connections handed to sessions.",
+            &simple("switchyard_pool_checkouts_total", |s| s.checkouts),
+        );
+        family(
+            "switchyard_pool_checkout_wait_seconds",
+            "histogram",
+            "How long sessions waited for a backend connection.",
+            &|s, labels, out| {
+                let mut cumulative = 0;
+                for (bound, count) in WAIT_BUCKETS.iter().zip(s.wait_buckets) {
+                    cumulative += count;
+                    let le = if bound.is_infinite() { "+Inf".to_owned() } else { bound.to_string() };
+                    let _ = writeln!(
+                        out,
+                        "switchyard_pool_checkout_wait_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "switchyard_pool_checkout_wait_seconds_sum{{{labels}}} {}",
+                    s.wait_seconds_total
+                );
+                let _ = writeln!(out, "switchyard_pool_checkout_wait_seconds_count{{{labels}}} {cumulative}");
+            },
+        );
+        family(
+            "switchyard_pool_queries_total",
+            "counter",
+            "Commands relayed to a backend.",
+            &simple("switchyard_pool_queries_total", |s| s.queries),
+        );
+        family(
+            "switchyard_pool_backend_connects_total",
+            "counter",
+            "Backend connections opened.",
+            &simple("switchyard_pool_backend_connects_total", |s| s.connects),
+        );
+        family(
+            "switchyard_pool_pins_total",
+            "counter",
+            "Sessions pinned to a connection, by reason.",
+            &|s, labels, out| {
+                for reason in PinReason::ALL {
+                    let _ = writeln!(
+                        out,
+                        "switchyard_pool_pins_total{{{labels},reason=\"{reason}\"}} {}",
+                        s.pins_for(reason)
+                    );
+                }
+            },
+        );
+        family("switchyard_pool_errors_total", "counter", "Errors, by kind.", &|s, labels, out| {
+            for kind in ErrorKind::ALL {
+                let _ = writeln!(
+                    out,
+                    "switchyard_pool_errors_total{{{labels},kind=\"{}\"}} {}",
+                    kind.name(),
+                    s.errors_of(kind)
+                );
+            }
+        });
+        out
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

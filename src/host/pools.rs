@@ -1,0 +1,212 @@
+//! Mounting a tenant's MySQL pools: each pool is a native service on its virtual port
+//! (`0.0.0.0` and `::` of the tenant's network, where its guests connect to `127.0.0.1:PORT`),
+//! optionally also published on a real host address; its backend connections are dialed through
+//! the tenant's egress gate, so they pass the tenant's policy like every other way out.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchyard_policy::{Scheme, Target};
+use switchyard_pooler::backend::BackendSettings;
+use switchyard_pooler::protocol::auth::AuthMethod;
+use switchyard_pooler::{BoxedStream, ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use switchyard_vnet::Listener;
+use switchyard_vnet::dial::{DialTls, dial};
+use switchyard_vnet::egress::Egress;
+use switchyard_vnet::tls::TlsClient;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use super::guest::Workload;
+use crate::config::{self, Backend, Tenant};
+
+/// How long one backend connect attempt may take.
+const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to log in.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections are pinged before use after this long.
+const HEALTH_CHECK_AFTER: Duration = Duration::from_secs(30);
+/// Prepared statements kept per backend connection.
+const MAX_PREPARED_PER_CONNECTION: usize = 256;
+/// The largest packet relayed either way.
+const MAX_PACKET: usize = 64 << 20;
+/// How often a pool's upkeep runs.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// Dials a pool's server backend through its tenant's egress gate.
+struct EgressConnector {
+    egress: Arc<Egress>,
+    component: String,
+    target: Target,
+    tls: Option<DialTls>,
+}
+
+impl Connector for EgressConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let dialed =
+                dial(&self.egress, &self.component, &self.target, self.tls.as_ref(), BACKEND_CONNECT_TIMEOUT)
+                    .await
+                    .map_err(std::io::Error::other)?;
+            Ok(Box::new(dialed) as BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.target.to_string()
+    }
+}
+
+/// A pool mounted on its tenant's network: it holds its virtual port until dropped.
+pub struct MountedPool {
+    name: String,
+    pooler: Pooler,
+    v4: Listener,
+    v6: Listener,
+    published: Option<TcpListener>,
+}
+
+/// Mounts every pool of `tenant` whose backend is a server. The returned pools still have to be
+/// served ([`MountedPool::serve`]).
+pub async fn mount(tenant: &Tenant, workload: &Workload) -> anyhow::Result<Vec<MountedPool>> {
+    let mut mounted = Vec::with_capacity(tenant.pools.len());
+    for (index, pool) in tenant.pools.iter().enumerate() {
+        let key = format!("tenants[{}].pools[{index}]", tenant.name);
+        let (host, port) = match &pool.backend {
+            Backend::Server { host, port } => (host.clone(), *port),
+            Backend::Embedded => anyhow::bail!(
+                "tenant {}: {key}.backend: `embedded` (a MariaDB started by `switchyard up`) is not built yet; \
+                 give a server as `mysql://HOST[:PORT]`",
+                tenant.name
+            ),
+        };
+        let target = Target::new(Scheme::parse("mysql").context("the mysql scheme")?, host.clone(), port);
+        let tls = if pool.tls {
+            let client = TlsClient::webpki().with_context(|| format!("tenant {}: {key}.tls", tenant.name))?;
+            Some(DialTls { client, server_name: host.to_string() })
+        } else {
+            None
+        };
+        let connector = EgressConnector {
+            egress: workload.egress.clone(),
+            component: format!("pool {}", pool.name),
+            target,
+            tls,
+        };
+        let pooler = Pooler::new(pooler_config(&tenant.name, pool), Arc::new(connector));
+        let listen = |ip: IpAddr| {
+            let backlog = workload.network.limits().max_backlog;
+            workload
+                .network
+                .listen(SocketAddr::new(ip, pool.port), backlog)
+                .with_context(|| format!("tenant {}: {key}.port {}", tenant.name, pool.port))
+        };
+        let v4 = listen(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
+        let v6 = listen(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
+        let published = match pool.publish {
+            None => None,
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("tenant {}: {key}.publish: cannot listen on {addr}", tenant.name)
+            })?),
+        };
+        tracing::info!(
+            tenant = tenant.name,
+            pool = pool.name,
+            port = pool.port,
+            backend = %pooler.pool().config().name,
+            publish = ?pool.publish,
+            max_connections = pool.max_connections,
+            mode = %pool.mode,
+            "pool mounted",
+        );
+        mounted.push(MountedPool { name: pool.name.clone(), pooler, v4, v6, published });
+    }
+    Ok(mounted)
+}
+
+fn pooler_config(tenant: &str, pool: &config::Pool) -> PoolerConfig {
+    PoolerConfig {
+        pool: PoolConfig {
+            name: format!("{tenant}/{}", pool.name),
+            backend: BackendSettings {
+                user: pool.user.clone(),
+                password: pool.password.expose().as_bytes().to_vec(),
+                database: pool.database.clone(),
+                max_packet: MAX_PACKET,
+            },
+            max_connections: pool.max_connections as usize,
+            min_idle: pool.min_idle as usize,
+            idle_timeout: pool.idle_timeout,
+            max_lifetime: pool.max_lifetime,
+            checkout_timeout: pool.checkout_timeout,
+            health_check_after: HEALTH_CHECK_AFTER,
+        },
+        mode: match pool.mode {
+            config::PoolMode::Transaction => PoolMode::Transaction,
+            config::PoolMode::Session => PoolMode::Session,
+        },
+        max_client_sessions: pool.max_client_sessions as usize,
+        handshake_timeout: HANDSHAKE_TIMEOUT,
+        auth_method: AuthMethod::NativePassword,
+        max_prepared_per_connection: MAX_PREPARED_PER_CONNECTION,
+    }
+}
+
+impl MountedPool {
+    /// The pool's name in its tenant.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pool (for metrics).
+    pub fn pool(&self) -> &switchyard_pooler::Pool {
+        self.pooler.pool()
+    }
+
+    /// Serves client sessions (virtual and published) and the pool's upkeep until dropped;
+    /// dropping it ends every session and frees the virtual port.
+    pub async fn serve(self) {
+        let MountedPool { pooler, v4, v6, published, .. } = self;
+        let mut sessions = JoinSet::new();
+        let upkeep = pooler.clone();
+        sessions.spawn(async move { upkeep.maintain(UPKEEP_PERIOD).await });
+        loop {
+            tokio::select! {
+                connection = v4.accept() => serve_virtual(&pooler, &mut sessions, connection),
+                connection = v6.accept() => serve_virtual(&pooler, &mut sessions, connection),
+                accepted = accept_published(published.as_ref()) => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let pooler = pooler.clone();
+                        sessions.spawn(async move { pooler.serve(stream, &peer.to_string()).await });
+                    }
+                    Err(error) => {
+                        tracing::warn!(pool = pooler.pool().config().name, "accept on the published address failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if sessions.len() > 1 => {}
+            }
+        }
+    }
+}
+
+fn serve_virtual(pooler: &Pooler, sessions: &mut JoinSet<()>, connection: switchyard_vnet::Connection) {
+    let pooler = pooler.clone();
+    let peer = connection.peer_addr().to_string();
+    sessions.spawn(async move {
+        let (stream, _guard) = connection.into_parts();
+        pooler.serve(stream, &peer).await;
+    });
+}
+
+async fn accept_published(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,108 @@
+//! End to end: a tenant's MySQL pool mounted by `switchyard up` on its virtual port 3306 and
+//! published on a loopback address, its backend a real MariaDB reached through the tenant's
+//! policy. A guest reaches the pooler over the virtual network; a real client runs SQL through
+//! the published address; MariaDB never sees more connections than the pool allows.
+
+mod support;
+
+#[path = "../pooler/tests/support/mariadb.rs"]
+mod mariadb;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use support::{Switchyard, free_port, guest, request_bytes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_on_the_virtual_network_and_a_published_address() {
+    let server = mariadb::server();
+    let tenant = server.tenant("e2e_pool", "pw-e2e-pool");
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let publish = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let backend = server.addr;
+    let gateway = guest("http_gateway.wasm");
+    let config = format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+tenants:
+  - name: acme
+    allowed_hosts: ["mysql://{backend}"]
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: acme.localhost }}
+        env: {{ ECHO_PORT: "3306" }}
+    pools:
+      - name: main
+        backend: "mysql://{backend}"
+        database: {db}
+        user: {user}
+        password: ${{env:E2E_POOL_PASSWORD}}
+        max_connections: 2
+        publish: "{publish}"
+"#,
+        db = tenant.database,
+        user = tenant.user,
+    );
+    let switchyard =
+        Switchyard::start_with_env("pool", admin, &config, &[("E2E_POOL_PASSWORD", &tenant.password)]);
+    switchyard.wait_for_log("pool mounted", Duration::from_secs(30));
+
+    // A guest connects to 127.0.0.1:3306 on acme's virtual network and hears the pooler's
+    // greeting (protocol 10, the backend's version), then leaves.
+    let (status, body) = request_bytes(ingress, "acme.localhost", "POST", "/echo", b"").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body.len() > 5 && body[4] == 10, "not a MySQL greeting: {body:?}");
+    assert!(String::from_utf8_lossy(&body).contains("MariaDB"), "{}", String::from_utf8_lossy(&body));
+
+    // A real client through the published address.
+    let url = format!("mysql://{}:{}@{publish}/{}", tenant.user, tenant.password, tenant.database);
+    let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
+        .prefer_socket(false);
+    let mut conns = Vec::new();
+    for _ in 0..6 {
+        conns.push(mysql_async::Conn::new(opts.clone()).await.expect("connect through switchyard"));
+    }
+    conns[0].query_drop("CREATE TABLE items (id INT PRIMARY KEY, name TEXT)").await.expect("create");
+    for (i, conn) in conns.iter_mut().enumerate() {
+        conn.exec_drop("INSERT INTO items VALUES (?, ?)", (i, format!("item {i}"))).await.expect("insert");
+    }
+    let count: Option<i64> = conns[5].query_first("SELECT COUNT(*) FROM items").await.expect("count");
+    assert_eq!(count, Some(6));
+    let user = tenant.user.clone();
+    let seen =
+        tokio::task::spawn_blocking(move || mariadb::server().connections_of(&user)).await.expect("count");
+    assert!(seen <= 2, "MariaDB sees {seen} connections of a pool capped at 2");
+
+    // Its counters on /metrics, labelled by tenant and pool; no secret in them.
+    let (status, metrics) = support::request(admin, "localhost", "GET", "/metrics", b"").await;
+    assert_eq!(status, 200);
+    let queries = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchyard_pool_queries_total{tenant="acme",pool="main"} "#))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(queries.is_some_and(|n| n >= 7), "queries missing or too few:\n{metrics}");
+    for line in [
+        r#"switchyard_pool_backend_connects_total{tenant="acme",pool="main"}"#,
+        r#"switchyard_pool_checkout_wait_seconds_bucket{tenant="acme",pool="main",le="+Inf"}"#,
+        r#"switchyard_pool_pins_total{tenant="acme",pool="main",reason="temporary_table"} 0"#,
+        r#"switchyard_pool_errors_total{tenant="acme",pool="main",kind="checkout_timeout"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    assert!(!metrics.contains(&tenant.password));
+
+    // Virtual port 3306 opened no OS socket: only the admin, ingress and published addresses.
+    let expected: BTreeSet<SocketAddr> = [admin, ingress, publish].into_iter().collect();
+    assert_eq!(switchyard.listening_sockets(), expected);
+    drop(conns);
+
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status} after SIGTERM; log:\n{log}");
+    assert!(!log.contains(&tenant.password), "the backend password appears in the log");
+}

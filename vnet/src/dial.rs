@@ -1,0 +1,137 @@
+//! Dialing a declared real target through a workload's egress gate: the one way a host-side
+//! service (a forward, a pool's backend connections) reaches a real server.
+//!
+//! The target (`scheme://host:port`) is decided by the workload's policy; a name is resolved
+//! (and bound to its answers); every address is decided again, under the same scheme, and the
+//! connection is made only to addresses that passed, tried in the resolver's order, each within
+//! the connect timeout; TLS is originated when asked (SNI and verification against the server
+//! name).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use switchyard_policy::{Target, TargetHost};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::egress::Egress;
+use crate::tls::{TlsClient, TlsError};
+
+/// TLS to originate on a dialed connection.
+#[derive(Debug, Clone)]
+pub struct DialTls {
+    /// Whom to trust.
+    pub client: TlsClient,
+    /// The name sent as SNI and verified in the certificate.
+    pub server_name: String,
+}
+
+/// Why a target was not reached.
+#[derive(Debug, Error)]
+pub enum DialError {
+    /// The policy denies the target or one of its addresses (the reason names the entry to add).
+    #[error("{0}")]
+    Denied(String),
+    /// The name did not resolve.
+    #[error("{0}")]
+    Resolve(String),
+    /// Every resolved address was denied (none was tried).
+    #[error("no resolved address of {target} is allowed")]
+    NoAllowedAddress {
+        /// The target.
+        target: Target,
+    },
+    /// Every allowed address failed to connect; the last error.
+    #[error("{0}")]
+    Connect(String),
+    /// The TLS handshake failed.
+    #[error("{0}")]
+    Tls(TlsError),
+}
+
+/// A dialed connection, plain or TLS.
+#[derive(Debug)]
+pub enum Dialed {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Dials `target` for `component` of `egress`'s workload.
+pub async fn dial(
+    egress: &Egress,
+    component: &str,
+    target: &Target,
+    tls: Option<&DialTls>,
+    connect_timeout: Duration,
+) -> Result<Dialed, DialError> {
+    egress.check(component, target).map_err(|denied| DialError::Denied(denied.to_string()))?;
+    let addrs = match target.host() {
+        TargetHost::Addr(ip) => vec![*ip],
+        TargetHost::Name(name) => {
+            egress.resolve(name).await.map_err(|e| DialError::Resolve(e.to_string()))?.addrs
+        }
+    };
+    let mut last: Option<DialError> = None;
+    for ip in addrs {
+        let addr = SocketAddr::new(ip, target.port());
+        let per_address = Target::new(target.scheme().clone(), TargetHost::Addr(ip), target.port());
+        if let Err(denied) = egress.check(component, &per_address) {
+            last.get_or_insert(DialError::Denied(denied.to_string()));
+            continue;
+        }
+        match egress.connect_within(addr, connect_timeout).await {
+            Ok(stream) => {
+                return match tls {
+                    None => Ok(Dialed::Plain(stream)),
+                    Some(tls) => tls
+                        .client
+                        .connect(&tls.server_name, stream)
+                        .await
+                        .map(|s| Dialed::Tls(Box::new(s)))
+                        .map_err(DialError::Tls),
+                };
+            }
+            Err(e) => last = Some(DialError::Connect(e.to_string())),
+        }
+    }
+    Err(last.unwrap_or_else(|| DialError::NoAllowedAddress { target: target.clone() }))
+}
+
+impl AsyncRead for Dialed {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Dialed::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Dialed::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Dialed {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Dialed::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Dialed::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Dialed::Plain(s) => Pin::new(s).poll_flush(cx),
+            Dialed::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Dialed::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Dialed::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -67,11 +67,22 @@ fn a_full_pipe_accepts_nothing_until_read_and_then_wakes_the_writer() {
 }
 
 #[test]
-fn a_drained_buffer_gives_its_memory_back() {
+fn a_drained_buffer_gives_its_memory_back_unless_it_is_streaming() {
     let (writer, reader) = pipe(DEFAULT_CAPACITY);
-    assert_eq!(writer.try_write(&vec![7u8; DEFAULT_CAPACITY]).unwrap(), DEFAULT_CAPACITY);
     let mut out = vec![0u8; DEFAULT_CAPACITY];
+    // Below the window: shrunk as soon as it is drained.
+    assert_eq!(writer.try_write(&vec![7u8; DEFAULT_CAPACITY / 2]).unwrap(), DEFAULT_CAPACITY / 2);
+    assert_eq!(reader.try_read(&mut out), ReadOutcome::Data(DEFAULT_CAPACITY / 2));
+    assert!(reader.0.lock().buf.capacity() <= IDLE_KEEP);
+    // A full window keeps its buffer for a while...
+    assert_eq!(writer.try_write(&vec![7u8; DEFAULT_CAPACITY]).unwrap(), DEFAULT_CAPACITY);
     assert_eq!(reader.try_read(&mut out), ReadOutcome::Data(DEFAULT_CAPACITY));
+    assert!(reader.0.lock().buf.capacity() >= DEFAULT_CAPACITY);
+    // ...and gives it back once the traffic stays small.
+    for _ in 0..STREAMING_DRAINS {
+        assert_eq!(writer.try_write(b"x").unwrap(), 1);
+        assert_eq!(reader.try_read(&mut out), ReadOutcome::Data(1));
+    }
     assert!(reader.0.lock().buf.capacity() <= IDLE_KEEP);
 }
 

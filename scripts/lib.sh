@@ -42,6 +42,6 @@ ensure_rust() {
 build_guests() {
     rustup target list --installed | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
     say "building the example guests (wasm32-wasip2)"
-    cargo build --manifest-path examples/Cargo.toml --target wasm32-wasip2 --release --locked \
-        --target-dir target/guests
+    # From inside examples/, so that examples/.cargo/config.toml (guest-only rustflags) applies.
+    (cd examples && cargo build --target wasm32-wasip2 --release --locked --target-dir ../target/guests)
 }

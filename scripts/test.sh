@@ -15,8 +15,8 @@ cargo fmt --all --check
 say "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo fmt --manifest-path examples/Cargo.toml --all --check
-cargo clippy --manifest-path examples/Cargo.toml --target wasm32-wasip2 --all-targets --locked \
-    --target-dir target/guests -- -D warnings
+(cd examples && cargo clippy --target wasm32-wasip2 --all-targets --locked --target-dir ../target/guests \
+    -- -D warnings)
 
 say "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked

@@ -24,6 +24,7 @@ async fn a_pool_on_the_virtual_network_and_a_published_address() {
     let publish = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let backend = server.addr;
     let gateway = guest("http_gateway.wasm");
+    let crud = guest("tenant_crud.wasm");
     let config = format!(
         r#"
 version: 1
@@ -37,6 +38,11 @@ tenants:
         wasm: {gateway}
         ingress: {{ listen: "{ingress}", host: acme.localhost }}
         env: {{ ECHO_PORT: "3306" }}
+      - name: crud
+        kind: http
+        wasm: {crud}
+        ingress: {{ listen: "{ingress}", host: crud.localhost }}
+        env: {{ DB_USER: {user}, DB_PASSWORD: {password}, DB_NAME: {db} }}
     pools:
       - name: main
         backend: "mysql://{backend}"
@@ -48,6 +54,7 @@ tenants:
 "#,
         db = tenant.database,
         user = tenant.user,
+        password = tenant.password,
     );
     let switchyard =
         Switchyard::start_with_env("pool", admin, &config, &[("E2E_POOL_PASSWORD", &tenant.password)]);
@@ -60,6 +67,19 @@ tenants:
     assert!(body.len() > 5 && body[4] == 10, "not a MySQL greeting: {body:?}");
     assert!(String::from_utf8_lossy(&body).contains("MariaDB"), "{}", String::from_utf8_lossy(&body));
 
+    // A guest with an unmodified MySQL client (mysql_async on wasm32-wasip2): each request is a
+    // new instance and a new session through the pooler.
+    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/items", b"first").await;
+    assert_eq!((status, body.as_str()), (201, r#"{"id":1,"name":"first"}"#));
+    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/items", b"second").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/items", b"").await;
+    assert_eq!((status, body.as_str()), (200, r#"[{"id":1,"name":"first"},{"id":2,"name":"second"}]"#));
+    let (status, _) = support::request(ingress, "crud.localhost", "POST", "/items/1/delete", b"").await;
+    assert_eq!(status, 204);
+    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/items", b"").await;
+    assert_eq!((status, body.as_str()), (200, r#"[{"id":2,"name":"second"}]"#));
+
     // A real client through the published address.
     let url = format!("mysql://{}:{}@{publish}/{}", tenant.user, tenant.password, tenant.database);
     let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
@@ -68,12 +88,11 @@ tenants:
     for _ in 0..6 {
         conns.push(mysql_async::Conn::new(opts.clone()).await.expect("connect through switchyard"));
     }
-    conns[0].query_drop("CREATE TABLE items (id INT PRIMARY KEY, name TEXT)").await.expect("create");
     for (i, conn) in conns.iter_mut().enumerate() {
-        conn.exec_drop("INSERT INTO items VALUES (?, ?)", (i, format!("item {i}"))).await.expect("insert");
+        conn.exec_drop("INSERT INTO items (name) VALUES (?)", (format!("item {i}"),)).await.expect("insert");
     }
     let count: Option<i64> = conns[5].query_first("SELECT COUNT(*) FROM items").await.expect("count");
-    assert_eq!(count, Some(6));
+    assert_eq!(count, Some(7), "the guest's item and the six inserted here");
     let user = tenant.user.clone();
     let seen =
         tokio::task::spawn_blocking(move || mariadb::server().connections_of(&user)).await.expect("count");

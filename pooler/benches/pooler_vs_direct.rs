@@ -27,7 +27,6 @@ use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::protocol::client_handshake::{self, Login};
 use switchyard_pooler::protocol::framing::PacketConn;
 use switchyard_pooler::{ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 struct Counting;
@@ -176,9 +175,11 @@ async fn hold_sessions(addr: SocketAddr, count: usize) {
         held.push(conn);
     }
     println!("ready");
-    let mut stdin = tokio::io::stdin();
-    let mut byte = [0u8; 1];
-    let _ = stdin.read(&mut byte).await;
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut byte = [0u8; 1];
+        std::io::Read::read(&mut std::io::stdin(), &mut byte)
+    })
+    .await;
 }
 
 fn seconds() -> String {

@@ -22,9 +22,10 @@ pub fn guests() -> &'static Path {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let target_dir = root.join("target/guests");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        // From inside examples/, so that its .cargo/config.toml (guest-only rustflags) applies.
         let status = Command::new(cargo)
-            .current_dir(root)
-            .args(["build", "--manifest-path", "examples/Cargo.toml", "--target", "wasm32-wasip2"])
+            .current_dir(root.join("examples"))
+            .args(["build", "--target", "wasm32-wasip2"])
             .args(["--release", "--locked", "--target-dir"])
             .arg(&target_dir)
             .status()

@@ -22,13 +22,16 @@ async fn a_pool_on_the_virtual_network_and_a_published_address() {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let publish = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let admin_sql = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let backend = server.addr;
     let gateway = guest("http_gateway.wasm");
     let crud = guest("tenant_crud.wasm");
     let config = format!(
         r#"
 version: 1
-admin: {{ listen: "{admin}" }}
+admin:
+  listen: "{admin}"
+  sql: {{ listen: "{admin_sql}", user: ops, password: "${{env:E2E_ADMIN_PASSWORD}}" }}
 tenants:
   - name: acme
     allowed_hosts: ["mysql://{backend}"]
@@ -56,8 +59,12 @@ tenants:
         user = tenant.user,
         password = tenant.password,
     );
-    let switchyard =
-        Switchyard::start_with_env("pool", admin, &config, &[("E2E_POOL_PASSWORD", &tenant.password)]);
+    let switchyard = Switchyard::start_with_env(
+        "pool",
+        admin,
+        &config,
+        &[("E2E_POOL_PASSWORD", &tenant.password), ("E2E_ADMIN_PASSWORD", "ops-secret")],
+    );
     switchyard.wait_for_log("pool mounted", Duration::from_secs(30));
 
     // A guest connects to 127.0.0.1:3306 on acme's virtual network and hears the pooler's
@@ -116,12 +123,28 @@ tenants:
     }
     assert!(!metrics.contains(&tenant.password));
 
+    // The SQL admin interface, asked with the mariadb client.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("mariadb")
+            .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "--batch", "--skip-column-names"])
+            .args([format!("-P{}", admin_sql.port()), "-uops".to_owned(), "-pops-secret".to_owned()])
+            .args(["-e", "SHOW POOLS"])
+            .output()
+            .expect("run mariadb")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pools = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(pools.starts_with("acme\tmain\t6\t0\t"), "six clients on acme/main: {pools}");
+
     // Virtual port 3306 opened no OS socket: only the admin, ingress and published addresses.
-    let expected: BTreeSet<SocketAddr> = [admin, ingress, publish].into_iter().collect();
+    let expected: BTreeSet<SocketAddr> = [admin, ingress, publish, admin_sql].into_iter().collect();
     assert_eq!(switchyard.listening_sockets(), expected);
     drop(conns);
 
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status} after SIGTERM; log:\n{log}");
     assert!(!log.contains(&tenant.password), "the backend password appears in the log");
+    assert!(!log.contains("ops-secret"), "the admin password appears in the log");
 }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::protocol::client_handshake::{self, Login, LoginError};
 use crate::protocol::framing::{PacketConn, Sequence};
+use crate::registry::{Entry, Registry, ServerRow};
 use crate::relay::{self, Expect, Outcome, Prepared, RelayError, Sink};
 use crate::state::{Replay, SessionState};
 
@@ -108,6 +109,7 @@ pub struct BackendConn {
     last_used: Instant,
     broken: bool,
     dirty: bool,
+    listed: Entry<ServerRow>,
 }
 
 impl std::fmt::Debug for BackendConn {
@@ -126,6 +128,7 @@ impl BackendConn {
         connector: &dyn Connector,
         settings: &BackendSettings,
         found_rows: bool,
+        servers: &Registry<ServerRow>,
     ) -> Result<BackendConn, BackendError> {
         let backend: Arc<str> = connector.describe().into();
         let stream = connector
@@ -146,6 +149,13 @@ impl BackendConn {
             .await
             .map_err(|error| BackendError::Login { backend: backend.to_string(), error })?;
         let now = Instant::now();
+        let listed = servers.insert(ServerRow {
+            connection_id: session.connection_id,
+            backend: backend.to_string(),
+            since: now,
+            in_use: true,
+            changed: now,
+        });
         let mut backend_conn = BackendConn {
             conn,
             backend,
@@ -159,6 +169,7 @@ impl BackendConn {
             last_used: now,
             broken: false,
             dirty: false,
+            listed,
         };
         backend_conn.setup().await?;
         Ok(backend_conn)
@@ -366,6 +377,14 @@ impl BackendConn {
     /// Whether a session changed what the pooler cannot follow: reset before reuse.
     pub fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Records whether a session holds it (for `SHOW SERVERS`).
+    pub fn set_in_use(&self, in_use: bool) {
+        self.listed.update(|row| {
+            row.in_use = in_use;
+            row.changed = Instant::now();
+        });
     }
 
     /// Marks it to be reset before reuse.

@@ -17,6 +17,8 @@
 //!   ties it to one connection.
 //! - [`pool`], [`backend`]: the bounded, FIFO, health-checked set of connections.
 //! - [`session`], [`pooler`]: one client's commands; the sessions of one pool.
+//! - [`stats`], [`registry`], [`admin`]: counters, live lists of clients and servers, and the
+//!   SQL admin interface (`SHOW POOLS`, `SHOW CLIENTS`, `SHOW SERVERS`, `SHOW STATS`).
 //!
 //! It does not parse result sets, know wasmtime or YAML, or open backend connections itself:
 //! its owner passes a [`backend::Connector`], so that backends pass the owner's policy.
@@ -24,11 +26,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod pins;
 pub mod pool;
 pub mod pooler;
 pub mod protocol;
+pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod state;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::backend::{BackendConn, BackendError, BackendSettings, Connector};
+use crate::registry::{ClientRow, Registry, ServerRow};
 use crate::state::SessionState;
 use crate::stats::{ErrorKind, Snapshot, Stats};
 
@@ -98,6 +99,8 @@ struct Shared {
     connector: Arc<dyn Connector>,
     state: Mutex<PoolState>,
     stats: Stats,
+    clients: Registry<ClientRow>,
+    servers: Registry<ServerRow>,
 }
 
 /// A cheap handle on a pool.
@@ -130,6 +133,8 @@ impl Pool {
                 connector,
                 state: Mutex::new(PoolState::default()),
                 stats: Stats::default(),
+                clients: Registry::default(),
+                servers: Registry::default(),
             }),
         }
     }
@@ -146,6 +151,16 @@ impl Pool {
     /// The pool's counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// The client sessions now (for `SHOW CLIENTS`).
+    pub fn clients(&self) -> &Registry<ClientRow> {
+        &self.shared.clients
+    }
+
+    /// The backend connections now (for `SHOW SERVERS`).
+    pub fn servers(&self) -> &Registry<ServerRow> {
+        &self.shared.servers
     }
 
     /// Counters and gauges now.
@@ -189,6 +204,7 @@ impl Pool {
                         self.forget();
                         continue;
                     }
+                    conn.set_in_use(true);
                     conn
                 }
                 Step::Open => self.open(found_rows).await?,
@@ -229,7 +245,14 @@ impl Pool {
 
     /// Opens a connection whose slot is already counted in `open`; gives the slot back on failure.
     async fn open(&self, found_rows: bool) -> Result<BackendConn, CheckoutError> {
-        match BackendConn::open(&*self.shared.connector, &self.shared.config.backend, found_rows).await {
+        match BackendConn::open(
+            &*self.shared.connector,
+            &self.shared.config.backend,
+            found_rows,
+            &self.shared.servers,
+        )
+        .await
+        {
             Ok(conn) => {
                 self.shared.stats.connected();
                 let _ = self.shared.server_version.set(conn.server_version().to_owned());
@@ -299,7 +322,14 @@ impl Pool {
     fn open_for_waiter(&self, found_rows: bool) {
         let pool = self.clone();
         tokio::spawn(async move {
-            match BackendConn::open(&*pool.shared.connector, &pool.shared.config.backend, found_rows).await {
+            match BackendConn::open(
+                &*pool.shared.connector,
+                &pool.shared.config.backend,
+                found_rows,
+                &pool.shared.servers,
+            )
+            .await
+            {
                 Ok(conn) => {
                     pool.shared.stats.connected();
                     pool.hand_over(conn).await;
@@ -334,6 +364,7 @@ impl Pool {
                 let mut pool = self.lock();
                 let waiter = pool.waiters.pop_front();
                 if waiter.is_none() && !pool.closed {
+                    conn.set_in_use(false);
                     pool.idle.push(Idle { conn, since: Instant::now() });
                     return;
                 }
@@ -354,6 +385,7 @@ impl Pool {
                 self.open_for_waiter_in_place();
                 return;
             }
+            conn.set_in_use(true);
             match waiter.tx.send(Ok(conn)) {
                 Ok(()) => return,
                 Err(Ok(back)) => conn = back, // that waiter gave up: try the next

@@ -16,6 +16,7 @@ use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
 use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
+use crate::registry::ClientRow;
 use crate::session::{ER_CON_COUNT, PoolMode, Session, SessionContext};
 use crate::stats::ErrorKind;
 
@@ -119,11 +120,20 @@ impl Pooler {
                 return;
             }
         };
+        let listed = self.pool.clients().insert(ClientRow {
+            id: greeting.connection_id,
+            peer: peer.to_owned(),
+            user: hello.user.clone(),
+            since: std::time::Instant::now(),
+            holding: None,
+            pinned: String::new(),
+        });
         let ctx = SessionContext {
             pool: self.pool.clone(),
             mode: self.config.mode,
             password: self.config.pool.backend.password.clone().into(),
             max_prepared_per_connection: self.config.max_prepared_per_connection,
+            listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();
         Session::new(conn, hello, ctx).run().await;

@@ -26,6 +26,7 @@ use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
 use crate::protocol::server_handshake::{Client, ER_ACCESS_DENIED};
+use crate::registry::{ClientRow, Entry};
 use crate::relay::{self, Expect, Outcome, Sink};
 use crate::state::SessionState;
 use crate::stats::ErrorKind;
@@ -60,6 +61,8 @@ pub struct SessionContext {
     pub password: Arc<[u8]>,
     /// Prepared statements kept per backend connection before the oldest is closed.
     pub max_prepared_per_connection: usize,
+    /// The session's row in the pool's client list, if it is listed.
+    pub listed: Option<Arc<Entry<ClientRow>>>,
 }
 
 /// One client's session.
@@ -100,6 +103,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Shows what the session holds and why in the pool's client list.
+    fn update_listing(&self) {
+        if let Some(entry) = &self.ctx.listed {
+            let holding = self.held.as_ref().map(BackendConn::connection_id);
+            let pinned: Vec<&str> = self.pins.iter().map(PinReason::name).collect();
+            entry.update(|row| {
+                row.holding = holding;
+                row.pinned = pinned.join(",");
+            });
+        }
+    }
+
     fn found_rows(&self) -> bool {
         self.caps.contains(CapabilityFlags::CLIENT_FOUND_ROWS)
     }
@@ -129,6 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if !self.command(&payload, &mut seq).await {
                 break;
             }
+            self.update_listing();
         }
         self.end().await;
     }

@@ -10,14 +10,16 @@ use switchyard_policy::{AllowedHost, Decision, DenyNetworkSpec, HostName, Policy
 
 use super::Overrides;
 use super::diagnostics::Diagnostics;
-use super::model::{Admin, Backend, ComponentKind, Config, Dns, Profile, Tenant, TenantLimits};
+use super::model::{Admin, AdminSql, Backend, ComponentKind, Config, Dns, Profile, Tenant, TenantLimits};
 use super::path::KeyPath;
 use super::reader::{choice, duration, integer, mapping, parsed, sequence, socket_addr, string};
+use super::secret::Secret;
 use super::sections::{self, EnvLookup, valid_name};
 
 const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "dns", "tenants"];
 const DNS_KEYS: &[&str] = &["timeout", "hosts"];
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "sql"];
+const ADMIN_SQL_KEYS: &[&str] = &["listen", "user", "password"];
 const TENANT_KEYS: &[&str] =
     &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
 const LIMIT_KEYS: &[&str] = &["max_sockets", "max_connections"];
@@ -35,9 +37,13 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
     let written_profile = f.or(d, "profile", Profile::Prod, |d, v, p| choice(d, v, p, "profile", &profiles));
     let profile = overrides.profile.or(written_profile);
     let state_dir = f.or(d, "state_dir", ".switchyard".to_owned(), string);
-    let written_admin =
-        f.or(d, "admin", None, |d, v, p| mapping(d, v, p, ADMIN_KEYS)?.optional(d, "listen", socket_addr));
-    let admin = written_admin.map(|listen| Admin { listen: overrides.admin_listen.or(listen) });
+    let written_admin = f.or(d, "admin", (None, None), |d, v, p| {
+        let a = mapping(d, v, p, ADMIN_KEYS)?;
+        let listen = a.optional(d, "listen", socket_addr);
+        let sql = a.optional(d, "sql", |d, v, p| admin_sql(d, v, p, env));
+        Some((listen?, sql?))
+    });
+    let admin = written_admin.map(|(listen, sql)| Admin { listen: overrides.admin_listen.or(listen), sql });
     let dns = f.or(d, "dns", Dns::default(), dns);
     let tenants = match f.get("tenants") {
         Some((v, p)) => {
@@ -48,7 +54,7 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
             let profile = profile.unwrap_or_default();
             let decoded: Vec<_> =
                 items.iter().map(|(v, p)| (tenant(d, v, p, profile, env), p.clone())).collect();
-            cross_tenant_checks(d, &decoded, admin.as_ref().and_then(|a| a.listen));
+            cross_tenant_checks(d, &decoded, admin.as_ref());
             decoded.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()
         }
         None => {
@@ -63,6 +69,18 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
         dns: dns?,
         tenants: tenants?,
     })
+}
+
+/// Decodes `admin.sql`; its password is resolved from the environment.
+fn admin_sql(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'_>) -> Option<AdminSql> {
+    let f = mapping(d, value, path, ADMIN_SQL_KEYS)?;
+    let listen = f.required(d, "listen").and_then(|(v, p)| socket_addr(d, v, &p));
+    let user = f.required(d, "user").and_then(|(v, p)| string(d, v, &p));
+    let password = f.required(d, "password").and_then(|(v, p)| {
+        let text = string(d, v, &p)?;
+        Secret::resolve(&text, env).map_err(|e| d.error(&p, e)).ok()
+    });
+    Some(AdminSql { listen: listen?, user: user?, password: password? })
 }
 
 /// Decodes `dns`: a lookup timeout and fixed answers (`name: [ip, ...]`).
@@ -238,11 +256,7 @@ fn unique<K: Eq + std::hash::Hash + std::fmt::Display>(
     }
 }
 
-fn cross_tenant_checks(
-    d: &mut Diagnostics,
-    tenants: &[(Option<Tenant>, KeyPath)],
-    admin: Option<SocketAddr>,
-) {
+fn cross_tenant_checks(d: &mut Diagnostics, tenants: &[(Option<Tenant>, KeyPath)], admin: Option<&Admin>) {
     let decoded = || tenants.iter().filter_map(|(t, p)| Some((t.as_ref()?, p)));
     unique(d, decoded().map(|(t, p)| (t.name.clone(), p.key("name"))), "tenant name");
     let routes = decoded().flat_map(|(t, p)| {
@@ -267,7 +281,12 @@ fn cross_tenant_checks(
                 .enumerate()
                 .filter_map(move |(i, x)| Some((x.publish?, p.key("pools").index(i).key("publish"))))
         })
-        .chain(admin.map(|a| (a, KeyPath::root().key("admin").key("listen"))));
+        .chain(admin.and_then(|a| a.listen).map(|a| (a, KeyPath::root().key("admin").key("listen"))))
+        .chain(
+            admin
+                .and_then(|a| a.sql.as_ref())
+                .map(|s| (s.listen, KeyPath::root().key("admin").key("sql").key("listen"))),
+        );
     unique(d, publish.clone(), "host address");
     let ingress: Vec<SocketAddr> = decoded()
         .flat_map(|(t, _)| t.components.iter())

@@ -52,11 +52,25 @@ impl Default for Dns {
     }
 }
 
-/// The admin endpoint (`/metrics`, `/healthz`).
+/// The admin endpoint (`/metrics`, `/healthz`) and the pools' SQL admin interface.
 #[derive(Debug, Clone)]
 pub struct Admin {
     /// Where it listens; `None` disables it.
     pub listen: Option<SocketAddr>,
+    /// The SQL admin interface of every pool, if declared.
+    pub sql: Option<AdminSql>,
+}
+
+/// The SQL admin interface (`SHOW POOLS`, `SHOW CLIENTS`, `SHOW SERVERS`, `SHOW STATS`) over
+/// the MySQL protocol, with a login of its own.
+#[derive(Debug, Clone)]
+pub struct AdminSql {
+    /// The host address it listens on.
+    pub listen: SocketAddr,
+    /// Its user.
+    pub user: String,
+    /// That user's password.
+    pub password: Secret,
 }
 
 /// One tenant: its own virtual network, policy, components, forwards and pools.

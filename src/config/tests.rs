@@ -214,3 +214,37 @@ fn dns_fixed_answers_are_read_and_bad_ones_reported() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn the_sql_admin_interface_needs_a_secret_and_an_address_of_its_own() {
+    let text = r#"admin:
+  listen: 127.0.0.1:9090
+  sql: {listen: 127.0.0.1:9090, user: ops, password: hunter2, extra: 1}
+tenants:
+  - name: acme
+    allowed_hosts: []
+"#;
+    let found = errors(text);
+    let keys: Vec<&str> = found.iter().map(|f| f.0.as_str()).collect();
+    assert!(keys.contains(&"admin.sql.password"), "{found:#?}");
+    assert!(keys.contains(&"admin.sql.extra"), "{found:#?}");
+    assert!(found.iter().all(|f| !f.2.contains("hunter2")), "the literal password is shown: {found:#?}");
+
+    let same_address = text.replace("password: hunter2, extra: 1", "password: \"${env:ACME_DB_PASSWORD}\"");
+    let found = errors(&same_address);
+    assert!(
+        found.iter().any(|f| f.0.starts_with("admin.") && f.2.contains("9090")),
+        "same address twice: {found:#?}"
+    );
+
+    let ok = r#"admin:
+  sql: {listen: 127.0.0.1:9091, user: ops, password: "${env:ACME_DB_PASSWORD}"}
+tenants:
+  - name: acme
+    allowed_hosts: []
+"#;
+    let loaded = load_ok(ok);
+    let sql = loaded.config.admin.sql.expect("admin.sql");
+    assert_eq!((sql.listen.port(), sql.user.as_str()), (9091, "ops"));
+    assert_eq!(sql.password.reference(), "${env:ACME_DB_PASSWORD}");
+}

@@ -59,3 +59,27 @@ pub async fn serve(
         }
     }))
 }
+
+/// Binds the SQL admin interface (`admin.sql`) and serves it until the returned task is aborted.
+pub async fn serve_sql(
+    sql: &crate::config::AdminSql,
+    pools: Vec<switchyard_pooler::admin::AdminPool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(sql.listen)
+        .await
+        .with_context(|| format!("admin.sql.listen: cannot listen on {}", sql.listen))?;
+    let admin = switchyard_pooler::admin::Admin::new(
+        pools,
+        sql.user.clone(),
+        sql.password.expose().as_bytes().to_vec(),
+        std::time::Duration::from_secs(10),
+    );
+    tracing::info!(addr = %sql.listen, user = sql.user, "SQL admin interface listening (SHOW POOLS, CLIENTS, SERVERS, STATS)");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((client, peer)) = listener.accept().await else { continue };
+            let admin = admin.clone();
+            tokio::spawn(async move { admin.serve(client, &peer.to_string()).await });
+        }
+    }))
+}

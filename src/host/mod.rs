@@ -153,7 +153,14 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
         tasks.push(ingress::serve(addr, Router::new(routes), shards.clone()).await?);
     }
     if let Some(addr) = config.admin.listen {
-        tasks.push(admin::serve(addr, health.clone(), metrics::Metrics::new(pool_handles)).await?);
+        tasks.push(admin::serve(addr, health.clone(), metrics::Metrics::new(pool_handles.clone())).await?);
+    }
+    if let Some(sql) = &config.admin.sql {
+        let pools = pool_handles
+            .into_iter()
+            .map(|(tenant, name, pool)| switchyard_pooler::admin::AdminPool { tenant, name, pool })
+            .collect();
+        tasks.push(admin::serve_sql(sql, pools).await?);
     }
     tracing::info!(tenants = config.tenants.len(), "switchyard is up; Ctrl-C or SIGTERM stops it");
 

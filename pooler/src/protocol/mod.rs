@@ -6,4 +6,5 @@ pub mod auth;
 pub mod client_handshake;
 pub mod framing;
 pub mod packets;
+pub mod resultset;
 pub mod server_handshake;

@@ -73,7 +73,8 @@ pub fn err(code: u16, state: &[u8; 5], message: &str) -> Vec<u8> {
     out
 }
 
-fn put_lenenc(out: &mut Vec<u8>, n: u64) {
+/// Appends `n` as a length-encoded integer.
+pub fn put_lenenc(out: &mut Vec<u8>, n: u64) {
     match n {
         0..=250 => out.push(n as u8),
         251..=0xFFFF => {

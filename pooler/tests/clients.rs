@@ -171,3 +171,17 @@ async fn wrong_password_unknown_commands_and_local_infile_are_refused() {
     raw.send(&mut seq, &[0x0E]).await.expect("ping");
     assert_eq!(raw.read_packet(&mut seq).await.expect("reply").expect("a packet")[0], 0x00);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_sha2_password_clients_log_in_by_the_fast_path() {
+    let tenant = server().tenant("clients_sha2", "pw-sha2");
+    let mut cfg = config(&tenant, 1);
+    cfg.auth_method = switchyard_pooler::protocol::auth::AuthMethod::CachingSha2Password;
+    let published = publish(tenant.clone(), cfg).await;
+    let mut conn = published.conn().await;
+    let one: Option<i64> = conn.query_first("SELECT 1").await.expect("query");
+    assert_eq!(one, Some(1));
+    let opts = mysql_async::OptsBuilder::from_opts(published.opts()).pass(Some("wrong"));
+    let err = mysql_async::Conn::new(opts).await.expect_err("wrong password");
+    assert!(err.to_string().contains("Access denied"), "{err}");
+}

@@ -264,3 +264,48 @@ async fn one_tenants_flood_does_not_starve_another() {
     assert!(failures.load(Ordering::Relaxed) > 0, "the flood should have exhausted its own pool");
     assert_eq!(calm.pooler.pool().snapshot().errors_of(ErrorKind::CheckoutTimeout), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_mode_keeps_one_connection_per_session_and_resets_it_after() {
+    let tenant = server().tenant("pool_session", "pw-session");
+    let mut cfg = config(&tenant, 1);
+    cfg.mode = switchyard_pooler::PoolMode::Session;
+    cfg.pool.checkout_timeout = Duration::from_millis(300);
+    let published = publish(tenant.clone(), cfg).await;
+    let mut first = published.conn().await;
+    first.query_drop("SET @kept = 7").await.expect("user variable");
+    let kept: Option<i64> = first.query_first("SELECT @kept").await.expect("same connection");
+    assert_eq!(kept, Some(7));
+    // The only connection is the first session's until it ends (mysql_async's first query on
+    // connecting finds no connection).
+    let err =
+        mysql_async::Conn::new(published.opts()).await.expect_err("no connection while the first lives");
+    assert!(err.to_string().contains("exhausted"), "{err}");
+    first.disconnect().await.expect("quit");
+    // Reset on release: the next session finds no trace of the first.
+    let mut second = published.conn().await;
+    let leaked: Option<Option<i64>> = second.query_first("SELECT @kept").await.expect("after the first ends");
+    assert_eq!(leaked, Some(None), "the first session's variable leaked");
+    assert_eq!(published.pooler.pool().snapshot().connects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_user_is_checked_and_starts_the_session_over() {
+    let tenant = server().tenant("pool_change", "pw-change");
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let mut conn = published.conn().await;
+    conn.query_drop("SET @before = 1, time_zone = '+03:00'").await.expect("state");
+    let same = mysql_async::ChangeUserOpts::default()
+        .with_user(Some(tenant.user.clone()))
+        .with_pass(Some(tenant.password.clone()))
+        .with_db_name(Some(tenant.database.clone()));
+    conn.change_user(same).await.expect("change to the same user");
+    let state: Option<(Option<i64>, String)> =
+        conn.query_first("SELECT @before, @@time_zone").await.expect("after");
+    assert_eq!(state, Some((None, "SYSTEM".to_owned())), "state survived COM_CHANGE_USER");
+    let wrong = mysql_async::ChangeUserOpts::default()
+        .with_user(Some(tenant.user.clone()))
+        .with_pass(Some("nope".to_owned()));
+    let err = conn.change_user(wrong).await.expect_err("wrong password");
+    assert!(err.to_string().contains("Access denied"), "{err}");
+}

@@ -11,6 +11,7 @@
 //! ```
 
 mod admin;
+mod embedded;
 mod engine;
 mod forwards;
 mod guest;
@@ -53,16 +54,30 @@ pub fn up(config: &Config, base: &Path) -> anyhow::Result<()> {
         .context("cannot start the I/O runtime")?;
     let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = Arc::new(Shards::start(shard_count)?);
-    let result = runtime.block_on(run(config, base, shards.clone()));
+    let embedded = if embedded::wanted(config) {
+        Some(embedded::EmbeddedMariaDb::start(config, &base.join(&config.state_dir))?)
+    } else {
+        None
+    };
+    let connector = embedded.as_ref().map(embedded::EmbeddedMariaDb::connector);
+    let result = runtime.block_on(run(config, base, shards.clone(), connector.as_ref()));
     drop(runtime);
     match Arc::try_unwrap(shards) {
         Ok(shards) => shards.stop(),
         Err(_) => tracing::warn!("worker shards still referenced at shutdown"),
     }
+    if let Some(embedded) = embedded {
+        embedded.stop();
+    }
     result
 }
 
-async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Result<()> {
+async fn run(
+    config: &Config,
+    base: &Path,
+    shards: Arc<Shards>,
+    embedded: Option<&embedded::SocketConnector>,
+) -> anyhow::Result<()> {
     let engine = engine::engine()?;
     let linker = guest::linker(&engine)?;
     let resolver = match Resolver::system(config.dns.timeout) {
@@ -99,7 +114,7 @@ async fn run(config: &Config, base: &Path, shards: Arc<Shards>) -> anyhow::Resul
         for forward in forwards::mount(tenant, &workload, base)? {
             mounted.push((index, forward));
         }
-        for pool in pools::mount(tenant, &workload).await? {
+        for pool in pools::mount(tenant, &workload, embedded).await? {
             pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
             mounted_pools.push((index, pool));
         }

@@ -19,6 +19,7 @@ use switchyard_vnet::tls::TlsClient;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use super::embedded::SocketConnector;
 use super::guest::Workload;
 use crate::config::{self, Backend, Tenant};
 
@@ -70,32 +71,42 @@ pub struct MountedPool {
 
 /// Mounts every pool of `tenant` whose backend is a server. The returned pools still have to be
 /// served ([`MountedPool::serve`]).
-pub async fn mount(tenant: &Tenant, workload: &Workload) -> anyhow::Result<Vec<MountedPool>> {
+/// Pools whose backend is `embedded` use `embedded` (started by the caller when any pool wants it).
+pub async fn mount(
+    tenant: &Tenant,
+    workload: &Workload,
+    embedded: Option<&SocketConnector>,
+) -> anyhow::Result<Vec<MountedPool>> {
     let mut mounted = Vec::with_capacity(tenant.pools.len());
     for (index, pool) in tenant.pools.iter().enumerate() {
         let key = format!("tenants[{}].pools[{index}]", tenant.name);
-        let (host, port) = match &pool.backend {
-            Backend::Server { host, port } => (host.clone(), *port),
-            Backend::Embedded => anyhow::bail!(
-                "tenant {}: {key}.backend: `embedded` (a MariaDB started by `switchyard up`) is not built yet; \
-                 give a server as `mysql://HOST[:PORT]`",
-                tenant.name
-            ),
+        let connector: Arc<dyn Connector> = match &pool.backend {
+            Backend::Server { host, port } => {
+                let target =
+                    Target::new(Scheme::parse("mysql").context("the mysql scheme")?, host.clone(), *port);
+                let tls = if pool.tls {
+                    let client =
+                        TlsClient::webpki().with_context(|| format!("tenant {}: {key}.tls", tenant.name))?;
+                    Some(DialTls { client, server_name: host.to_string() })
+                } else {
+                    None
+                };
+                Arc::new(EgressConnector {
+                    egress: workload.egress.clone(),
+                    component: format!("pool {}", pool.name),
+                    target,
+                    tls,
+                })
+            }
+            Backend::Embedded => match embedded {
+                Some(connector) => Arc::new(connector.clone()),
+                None => anyhow::bail!(
+                    "tenant {}: {key}.backend: the embedded MariaDB is not running",
+                    tenant.name
+                ),
+            },
         };
-        let target = Target::new(Scheme::parse("mysql").context("the mysql scheme")?, host.clone(), port);
-        let tls = if pool.tls {
-            let client = TlsClient::webpki().with_context(|| format!("tenant {}: {key}.tls", tenant.name))?;
-            Some(DialTls { client, server_name: host.to_string() })
-        } else {
-            None
-        };
-        let connector = EgressConnector {
-            egress: workload.egress.clone(),
-            component: format!("pool {}", pool.name),
-            target,
-            tls,
-        };
-        let pooler = Pooler::new(pooler_config(&tenant.name, pool), Arc::new(connector));
+        let pooler = Pooler::new(pooler_config(&tenant.name, pool), connector);
         let listen = |ip: IpAddr| {
             let backlog = workload.network.limits().max_backlog;
             workload

@@ -1,0 +1,203 @@
+//! The `embedded` pool backend: a private MariaDB that `switchyard up` starts from the system's
+//! `mariadbd`, with its datadir under the config's `state_dir` (so data survives restarts), no
+//! TCP port (`--skip-networking`: pools reach it over its unix socket), the tenants' databases
+//! and users created or updated at every start, and stopped on exit. A watchdog stops it too if
+//! this process dies without stopping it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use switchyard_pooler::{BoxedStream, ConnectFuture, Connector};
+
+use crate::config::{Backend, Config};
+
+/// How long the server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long it may take to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running embedded server.
+#[derive(Debug)]
+pub struct EmbeddedMariaDb {
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+/// Reaches the embedded server over its unix socket.
+#[derive(Debug, Clone)]
+pub struct SocketConnector(pub PathBuf);
+
+impl Connector for SocketConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::connect(&self.0).await?;
+            Ok(Box::new(stream) as BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded MariaDB ({})", self.0.display())
+    }
+}
+
+/// Whether any pool of `config` uses the embedded backend.
+pub fn wanted(config: &Config) -> bool {
+    config.tenants.iter().flat_map(|t| &t.pools).any(|p| p.backend == Backend::Embedded)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// A backtick-quoted identifier.
+fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A single-quoted string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl EmbeddedMariaDb {
+    /// Starts (initializing on first use) the server under `state_dir/mariadb` and provisions
+    /// every embedded pool of `config`.
+    pub fn start(config: &Config, state_dir: &Path) -> anyhow::Result<Self> {
+        let dir = state_dir.join("mariadb");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
+        let dir = dir.canonicalize().with_context(|| format!("state_dir: {}", dir.display()))?;
+        let data = dir.join(data.file_name().unwrap_or_default());
+        let user = if is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
+        if !data.join("mysql").exists() {
+            tracing::info!(datadir = %data.display(), "initializing the embedded MariaDB");
+            let out = Command::new("mariadb-install-db")
+                .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--user={user}"))
+                .stdout(Stdio::null())
+                .output()
+                .context("backend embedded: cannot run mariadb-install-db (install mariadb-server)")?;
+            if !out.status.success() {
+                bail!(
+                    "backend embedded: mariadb-install-db failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let socket = dir.join("mysqld.sock");
+        let server = format!(
+            "mariadbd --no-defaults --datadir={data} --socket={socket} --skip-networking \
+             --pid-file={dir}/mysqld.pid --log-error={dir}/error.log --user={user} --skip-log-bin",
+            data = data.display(),
+            socket = socket.display(),
+            dir = dir.display(),
+        );
+        let watchdog = format!(
+            "{server} & server=$!; echo $server > {dir}/server.pid; \
+             while kill -0 {me} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
+             kill $server 2>/dev/null; wait $server",
+            me = std::process::id(),
+            dir = dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("backend embedded: cannot run mariadbd")?;
+        let embedded = EmbeddedMariaDb { dir, socket };
+        embedded.wait_until_up()?;
+        embedded.provision(config)?;
+        tracing::info!(state_dir = %embedded.dir.display(), socket = %embedded.socket.display(), "embedded MariaDB running");
+        Ok(embedded)
+    }
+
+    fn wait_until_up(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                bail!(
+                    "backend embedded: mariadbd did not accept connections on {} within {START_TIMEOUT:?}; \
+                     the end of its log:\n{}",
+                    self.socket.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Creates each embedded pool's database and user (the password set to the pool's).
+    fn provision(&self, config: &Config) -> anyhow::Result<()> {
+        let mut sql = String::new();
+        for tenant in &config.tenants {
+            for pool in tenant.pools.iter().filter(|p| p.backend == Backend::Embedded) {
+                let user = literal(&pool.user);
+                let password = literal(pool.password.expose());
+                sql.push_str(&format!(
+                    "CREATE USER IF NOT EXISTS {user}@'localhost' IDENTIFIED BY {password};\n\
+                     ALTER USER {user}@'localhost' IDENTIFIED BY {password};\n"
+                ));
+                if let Some(database) = &pool.database {
+                    sql.push_str(&format!(
+                        "CREATE DATABASE IF NOT EXISTS {db};\nGRANT ALL ON {db}.* TO {user}@'localhost';\n",
+                        db = ident(database)
+                    ));
+                }
+            }
+        }
+        let mut child = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root", "--batch"])
+            .arg(format!("--socket={}", self.socket.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("backend embedded: cannot run the mariadb client")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(sql.as_bytes()).context("backend embedded: provisioning")?;
+        }
+        let out = child.wait_with_output().context("backend embedded: provisioning")?;
+        if !out.status.success() {
+            bail!(
+                "backend embedded: creating the pools' databases and users failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The connector of embedded pools.
+    pub fn connector(&self) -> SocketConnector {
+        SocketConnector(self.socket.clone())
+    }
+
+    /// Stops the server and waits (bounded) until it is gone.
+    pub fn stop(self) {
+        let pid = std::fs::read_to_string(self.dir.join("server.pid")).unwrap_or_default();
+        let pid = pid.trim();
+        if pid.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        {
+            if Instant::now() > deadline {
+                tracing::warn!(pid, "the embedded MariaDB did not stop within {STOP_TIMEOUT:?}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tracing::info!("embedded MariaDB stopped");
+    }
+}

@@ -1,0 +1,121 @@
+//! End to end with the `embedded` backend: `switchyard up` starts a private MariaDB under its
+//! state directory, creates both tenants' databases and users, serves the tenant-crud component
+//! to each tenant through its own pool, stops the server on exit, and finds the data again after
+//! a restart. Under 100 concurrent requests the server sees no more connections than the pools
+//! allow.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use support::{Switchyard, free_port, guest, request};
+
+fn config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> String {
+    let crud = guest("tenant_crud.wasm");
+    let tenant = |name: &str| {
+        format!(
+            r#"
+  - name: {name}
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {crud}
+        ingress: {{ listen: "{ingress}", host: {name}.localhost }}
+        env: {{ DB_USER: {name}_app, DB_PASSWORD: "{name}-pw", DB_NAME: {name} }}
+    pools:
+      - name: main
+        backend: embedded
+        database: {name}
+        user: {name}_app
+        password: ${{env:{upper}_DB_PASSWORD}}
+        max_connections: 2
+"#,
+            upper = name.to_uppercase()
+        )
+    };
+    format!(
+        "version: 1\nstate_dir: {state}\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}",
+        tenant("acme"),
+        tenant("globex"),
+        state = state.display()
+    )
+}
+
+const ENV: [(&str, &str); 2] = [("ACME_DB_PASSWORD", "acme-pw"), ("GLOBEX_DB_PASSWORD", "globex-pw")];
+
+/// Connections the embedded server has open for the tenants' users (as root, over its socket).
+fn server_connections(state: &Path) -> usize {
+    let out = Command::new("mariadb")
+        .args(["--no-defaults", "-u", "root", "--batch", "--skip-column-names"])
+        .arg(format!("--socket={}", state.join("mariadb/mysqld.sock").display()))
+        .args(["-e", "SELECT COUNT(*) FROM information_schema.processlist WHERE user LIKE '%\\_app'"])
+        .output()
+        .expect("run mariadb");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_restarts() {
+    let state: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-state/embedded");
+    let _ = std::fs::remove_dir_all(&state);
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let text = config(admin, ingress, &state);
+
+    let switchyard = Switchyard::start_with_env("embedded_first", admin, &text, &ENV);
+    switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
+    let (status, body) = request(ingress, "acme.localhost", "POST", "/items", b"anvil").await;
+    assert_eq!((status, body.as_str()), (201, r#"{"id":1,"name":"anvil"}"#), "{}", switchyard.log());
+    assert_eq!(request(ingress, "globex.localhost", "GET", "/items", b"").await, (200, "[]".to_owned()));
+
+    // 100 concurrent requests: the server never sees more than the two pools' 2 + 2.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (watch_stop, watch_state) = (stop.clone(), state.clone());
+    let watcher = tokio::task::spawn_blocking(move || {
+        let mut max = 0;
+        for _ in 0..600 {
+            max = max.max(server_connections(&watch_state));
+            if watch_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        max
+    });
+    let mut requests = Vec::new();
+    for i in 0..100 {
+        let host = if i % 2 == 0 { "acme.localhost" } else { "globex.localhost" };
+        requests.push(tokio::spawn(async move { request(ingress, host, "GET", "/items", b"").await.0 }));
+    }
+    for r in requests {
+        assert_eq!(r.await.expect("request"), 200);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let max_seen = watcher.await.expect("watcher");
+    assert!((1..=4).contains(&max_seen), "the server saw {max_seen} connections (pools allow 4)");
+
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+    assert!(log.contains("embedded MariaDB stopped"), "{log}");
+    assert!(!log.contains("acme-pw") && !log.contains("globex-pw"), "a password is in the log");
+    assert!(
+        std::os::unix::net::UnixStream::connect(state.join("mariadb/mysqld.sock")).is_err(),
+        "the embedded server still runs"
+    );
+
+    // A restart finds the data again.
+    let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &ENV);
+    switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
+    assert_eq!(
+        request(ingress, "acme.localhost", "GET", "/items", b"").await,
+        (200, r#"[{"id":1,"name":"anvil"}]"#.to_owned())
+    );
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+}

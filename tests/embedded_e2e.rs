@@ -17,6 +17,7 @@ use support::{Switchyard, free_port, guest, request};
 
 fn config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> String {
     let crud = guest("tenant_crud.wasm");
+    let counter = guest("counter-service.wasm");
     let tenant = |name: &str| {
         format!(
             r#"
@@ -27,7 +28,10 @@ fn config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> String {
         kind: http
         wasm: {crud}
         ingress: {{ listen: "{ingress}", host: {name}.localhost }}
-        env: {{ DB_USER: {name}_app, DB_PASSWORD: "{name}-pw", DB_NAME: {name} }}
+        env: {{ TENANT: {name}, DB_USER: {name}_app, DB_PASSWORD: "${{env:{upper}_DB_PASSWORD}}", DB_NAME: {name} }}
+      - name: counter
+        kind: service
+        wasm: {counter}
     pools:
       - name: main
         backend: embedded
@@ -70,9 +74,30 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
 
     let switchyard = Switchyard::start_with_env("embedded_first", admin, &text, &ENV);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
-    let (status, body) = request(ingress, "acme.localhost", "POST", "/items", b"anvil").await;
-    assert_eq!((status, body.as_str()), (201, r#"{"id":1,"name":"anvil"}"#), "{}", switchyard.log());
-    assert_eq!(request(ingress, "globex.localhost", "GET", "/items", b"").await, (200, "[]".to_owned()));
+    switchyard.wait_for_log_count("counter-service: listening on", 2, Duration::from_secs(10));
+
+    // The page: items from MySQL, a form, and a view count from the tenant's counter service.
+    let (status, page) = request(ingress, "acme.localhost", "GET", "/", b"").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>Items of acme</h1>") && page.contains(r#"<span id="views">1</span>"#),
+        "{page}"
+    );
+    let (status, _) = request(ingress, "acme.localhost", "POST", "/add", b"name=first+thing%21").await;
+    assert_eq!(status, 303);
+    let (_, page) = request(ingress, "acme.localhost", "GET", "/", b"").await;
+    assert!(page.contains("first thing!") && page.contains(r#"<span id="views">2</span>"#), "{page}");
+    let (_, globex_page) = request(ingress, "globex.localhost", "GET", "/", b"").await;
+    assert!(!globex_page.contains("first thing!"), "globex sees acme's item: {globex_page}");
+    assert!(
+        globex_page.contains(r#"<span id="views">1</span>"#),
+        "globex has its own counter: {globex_page}"
+    );
+    let (status, _) = request(ingress, "acme.localhost", "POST", "/delete/1", b"").await;
+    assert_eq!(status, 303);
+    let (status, body) = request(ingress, "acme.localhost", "POST", "/api/items", b"anvil").await;
+    assert_eq!((status, body.as_str()), (201, r#"{"id":2,"name":"anvil"}"#), "{}", switchyard.log());
+    assert_eq!(request(ingress, "globex.localhost", "GET", "/api/items", b"").await, (200, "[]".to_owned()));
 
     // 100 concurrent requests: the server never sees more than the two pools' 2 + 2.
     let stop = Arc::new(AtomicBool::new(false));
@@ -91,7 +116,7 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
     let mut requests = Vec::new();
     for i in 0..100 {
         let host = if i % 2 == 0 { "acme.localhost" } else { "globex.localhost" };
-        requests.push(tokio::spawn(async move { request(ingress, host, "GET", "/items", b"").await.0 }));
+        requests.push(tokio::spawn(async move { request(ingress, host, "GET", "/api/items", b"").await.0 }));
     }
     for r in requests {
         assert_eq!(r.await.expect("request"), 200);
@@ -113,8 +138,8 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
     let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &ENV);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
     assert_eq!(
-        request(ingress, "acme.localhost", "GET", "/items", b"").await,
-        (200, r#"[{"id":1,"name":"anvil"}]"#.to_owned())
+        request(ingress, "acme.localhost", "GET", "/api/items", b"").await,
+        (200, r#"[{"id":2,"name":"anvil"}]"#.to_owned())
     );
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");

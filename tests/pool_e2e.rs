@@ -54,7 +54,15 @@ tenants:
         password: ${{env:E2E_POOL_PASSWORD}}
         max_connections: 2
         publish: "{publish}"
+  - name: ghost
+    allowed_hosts: ["mysql://127.0.0.1:{closed}"]
+    pools:
+      - name: main
+        backend: "mysql://127.0.0.1:{closed}"
+        user: nobody
+        password: ${{env:E2E_POOL_PASSWORD}}
 "#,
+        closed = free_port(),
         db = tenant.database,
         user = tenant.user,
         password = tenant.password,
@@ -67,6 +75,19 @@ tenants:
     );
     switchyard.wait_for_log("pool mounted", Duration::from_secs(30));
 
+    // Not ready while a pool cannot reach its backend, and the report says which and why.
+    let mut health = (0, String::new());
+    for _ in 0..100 {
+        health = switchyard.healthz().await;
+        if health.1.contains("tenant ghost") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health.0, 503, "{}", health.1);
+    assert!(health.1.contains("tenant ghost: pool main: cannot reach its backend"), "{}", health.1);
+    assert!(!health.1.contains("tenant acme"), "{}", health.1);
+
     // A guest connects to 127.0.0.1:3306 on acme's virtual network and hears the pooler's
     // greeting (protocol 10, the backend's version), then leaves.
     let (status, body) = request_bytes(ingress, "acme.localhost", "POST", "/echo", b"").await;
@@ -76,15 +97,15 @@ tenants:
 
     // A guest with an unmodified MySQL client (mysql_async on wasm32-wasip2): each request is a
     // new instance and a new session through the pooler.
-    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/items", b"first").await;
+    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/api/items", b"first").await;
     assert_eq!((status, body.as_str()), (201, r#"{"id":1,"name":"first"}"#));
-    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/items", b"second").await;
+    let (status, body) = support::request(ingress, "crud.localhost", "POST", "/api/items", b"second").await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/items", b"").await;
+    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/api/items", b"").await;
     assert_eq!((status, body.as_str()), (200, r#"[{"id":1,"name":"first"},{"id":2,"name":"second"}]"#));
-    let (status, _) = support::request(ingress, "crud.localhost", "POST", "/items/1/delete", b"").await;
+    let (status, _) = support::request(ingress, "crud.localhost", "POST", "/api/items/1/delete", b"").await;
     assert_eq!(status, 204);
-    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/items", b"").await;
+    let (status, body) = support::request(ingress, "crud.localhost", "GET", "/api/items", b"").await;
     assert_eq!((status, body.as_str()), (200, r#"[{"id":2,"name":"second"}]"#));
 
     // A real client through the published address.

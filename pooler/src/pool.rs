@@ -93,6 +93,8 @@ struct PoolState {
 }
 
 struct Shared {
+    /// Why the last attempt to open a backend connection failed; `None` once one succeeds.
+    backend_problem: Mutex<Option<String>>,
     /// The backend's version, learnt once (concurrent first callers wait for the one fetch).
     server_version: tokio::sync::OnceCell<String>,
     config: PoolConfig,
@@ -128,6 +130,7 @@ impl Pool {
     pub fn new(config: PoolConfig, connector: Arc<dyn Connector>) -> Pool {
         Pool {
             shared: Arc::new(Shared {
+                backend_problem: Mutex::new(None),
                 server_version: tokio::sync::OnceCell::new(),
                 config,
                 connector,
@@ -151,6 +154,17 @@ impl Pool {
     /// The pool's counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Why the pool cannot reach its backend: the error of the last attempt to open a
+    /// connection, until one succeeds (for readiness).
+    pub fn backend_problem(&self) -> Option<String> {
+        self.shared.backend_problem.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record_connect(&self, outcome: Result<(), &BackendError>) {
+        *self.shared.backend_problem.lock().unwrap_or_else(|p| p.into_inner()) =
+            outcome.err().map(|e| e.to_string());
     }
 
     /// The client sessions now (for `SHOW CLIENTS`).
@@ -255,10 +269,12 @@ impl Pool {
         {
             Ok(conn) => {
                 self.shared.stats.connected();
+                self.record_connect(Ok(()));
                 let _ = self.shared.server_version.set(conn.server_version().to_owned());
                 Ok(conn)
             }
             Err(error) => {
+                self.record_connect(Err(&error));
                 self.shared.stats.error(ErrorKind::Connect);
                 tracing::warn!(pool = self.shared.config.name, "{error}");
                 self.forget();
@@ -332,9 +348,11 @@ impl Pool {
             {
                 Ok(conn) => {
                     pool.shared.stats.connected();
+                    pool.record_connect(Ok(()));
                     pool.hand_over(conn).await;
                 }
                 Err(error) => {
+                    pool.record_connect(Err(&error));
                     pool.shared.stats.error(ErrorKind::Connect);
                     tracing::warn!(pool = pool.shared.config.name, "{error}");
                     let waiter = pool.give_back_slot();

@@ -157,7 +157,7 @@ fn tenant(
     let list =
         |d: &mut Diagnostics, key: &str| f.get(key).map(|(v, p)| sequence(d, v, &p)).unwrap_or_default();
     let components: Vec<_> =
-        list(d, "components").into_iter().map(|(v, p)| (sections::component(d, v, &p), p)).collect();
+        list(d, "components").into_iter().map(|(v, p)| (sections::component(d, v, &p, env), p)).collect();
     let forwards: Vec<_> =
         list(d, "forwards").into_iter().map(|(v, p)| (sections::forward(d, v, &p), p)).collect();
     let pools: Vec<_> =

@@ -49,12 +49,17 @@ const COMPONENT_KEYS: &[&str] = &["name", "kind", "wasm", "env", "ingress", "res
 const INGRESS_KEYS: &[&str] = &["listen", "host", "path_prefix"];
 const RESTART_KEYS: &[&str] = &["max_restarts", "backoff_initial", "backoff_max"];
 
-/// Decodes one component.
-pub fn component(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Component> {
+/// Decodes one component; `${env:NAME}` values of its `env` are resolved from the environment.
+pub fn component(
+    d: &mut Diagnostics,
+    value: &Value,
+    path: &KeyPath,
+    secrets: EnvLookup<'_>,
+) -> Option<Component> {
     let f = mapping(d, value, path, COMPONENT_KEYS)?;
     let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
     let wasm = f.required(d, "wasm").and_then(|(v, p)| string(d, v, &p));
-    let env = f.or(d, "env", BTreeMap::new(), environment);
+    let env = f.or(d, "env", BTreeMap::new(), |d, v, p| environment(d, v, p, secrets));
     let kind = match f.required(d, "kind") {
         Some((v, p)) => match string(d, v, &p).as_deref() {
             Some("http") => {
@@ -83,7 +88,14 @@ pub fn component(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<C
     Some(Component { name: name?, wasm: wasm?.into(), env: env?, kind: kind? })
 }
 
-fn environment(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<BTreeMap<String, String>> {
+/// A component's environment. A value written `${env:NAME}` is a secret (a database password
+/// the component logs in with): taken from Switchyard's environment, never written in the config.
+fn environment(
+    d: &mut Diagnostics,
+    value: &Value,
+    path: &KeyPath,
+    secrets: EnvLookup<'_>,
+) -> Option<BTreeMap<String, String>> {
     let Value::Mapping(map) = value else {
         d.error(
             path,
@@ -98,6 +110,18 @@ fn environment(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<BTr
             d.error(path, "environment variables are `NAME: value` pairs of strings, numbers or booleans");
             ok = false;
             continue;
+        };
+        let text = if text.starts_with("${env:") {
+            match Secret::resolve(&text, secrets) {
+                Ok(secret) => secret.expose().to_owned(),
+                Err(e) => {
+                    d.error(&path.key(key), e);
+                    ok = false;
+                    continue;
+                }
+            }
+        } else {
+            text
         };
         env.insert(key.to_owned(), text);
     }

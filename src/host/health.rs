@@ -1,9 +1,12 @@
-//! Readiness: what every service of every tenant is doing, for `/healthz` and the logs. A tenant
-//! is ready when each of its services runs; otherwise the report says which and why.
+//! Readiness: what every service of every tenant is doing, and whether every pool reaches its
+//! backend, for `/healthz` and the logs. A tenant is ready when each of its services runs and
+//! each of its pools' last backend connect succeeded; otherwise the report says which and why.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use switchyard_pooler::Pool;
 
 /// The state of one service component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +44,12 @@ impl fmt::Display for ServiceState {
     }
 }
 
-/// Readiness of every service, keyed by (tenant, component). Cheap to clone.
+/// Readiness of every service, keyed by (tenant, component), and the pools watched. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Health(Arc<Mutex<BTreeMap<(String, String), ServiceState>>>);
+pub struct Health(
+    Arc<Mutex<BTreeMap<(String, String), ServiceState>>>,
+    Arc<Mutex<Vec<(String, String, Pool)>>>,
+);
 
 impl Health {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), ServiceState>> {
@@ -55,18 +61,30 @@ impl Health {
         self.lock().insert((tenant.to_owned(), component.to_owned()), state);
     }
 
-    /// Whether every service runs.
+    /// Counts `pool` of `tenant` in readiness.
+    pub fn watch_pool(&self, tenant: &str, name: &str, pool: Pool) {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).push((tenant.to_owned(), name.to_owned(), pool));
+    }
+
+    /// Whether every service runs and every pool reaches its backend.
     pub fn is_ready(&self) -> bool {
-        self.lock().values().all(|s| *s == ServiceState::Running)
+        self.problems().is_empty()
     }
 
     /// One line per service that is not running: `tenant acme: component counter: restarting ...`.
     pub fn problems(&self) -> Vec<String> {
-        self.lock()
+        let mut problems: Vec<String> = self
+            .lock()
             .iter()
             .filter(|(_, state)| **state != ServiceState::Running)
             .map(|((tenant, component), state)| format!("tenant {tenant}: component {component}: {state}"))
-            .collect()
+            .collect();
+        for (tenant, name, pool) in self.1.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Some(problem) = pool.backend_problem() {
+                problems.push(format!("tenant {tenant}: pool {name}: cannot reach its backend: {problem}"));
+            }
+        }
+        problems
     }
 
     /// The `/healthz` body: `ready`, or `not ready` and one line per problem.

@@ -116,6 +116,7 @@ async fn run(
         }
         for pool in pools::mount(tenant, &workload, embedded).await? {
             pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
+            health.watch_pool(&tenant.name, pool.name(), pool.pool().clone());
             mounted_pools.push((index, pool));
         }
         for component in &tenant.components {

@@ -182,7 +182,13 @@ impl MountedPool {
         let MountedPool { pooler, v4, v6, published, .. } = self;
         let mut sessions = JoinSet::new();
         let upkeep = pooler.clone();
-        sessions.spawn(async move { upkeep.maintain(UPKEEP_PERIOD).await });
+        sessions.spawn(async move {
+            // One connection at start: readiness then knows whether the backend answers.
+            if let Err(error) = upkeep.pool().server_version().await {
+                tracing::warn!(pool = upkeep.pool().config().name, "{error}");
+            }
+            upkeep.maintain(UPKEEP_PERIOD).await
+        });
         loop {
             tokio::select! {
                 connection = v4.accept() => serve_virtual(&pooler, &mut sessions, connection),

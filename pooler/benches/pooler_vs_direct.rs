@@ -12,11 +12,9 @@
 //! 4. Memory per idle client session at 2,000 sessions: the sessions are opened by a child
 //!    process (this binary again), so only the pooler's own allocations are counted.
 
-#[path = "../tests/support/mariadb.rs"]
-#[allow(dead_code)] // shared with the tests, which use all of it
-mod mariadb;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -27,46 +25,11 @@ use switchyard_pooler::backend::BackendSettings;
 use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::protocol::client_handshake::{self, Login};
 use switchyard_pooler::protocol::framing::PacketConn;
-use switchyard_pooler::{ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use switchyard_pooler::{PoolConfig, PoolMode, Pooler, PoolerConfig};
 use tokio::net::{TcpListener, TcpStream};
 
-struct Counting;
-
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts live bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-struct TcpConnector(SocketAddr);
-
-impl Connector for TcpConnector {
-    fn connect(&self) -> ConnectFuture<'_> {
-        Box::pin(async move {
-            let stream = TcpStream::connect(self.0).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as switchyard_pooler::BoxedStream)
-        })
-    }
-
-    fn describe(&self) -> String {
-        self.0.to_string()
-    }
-}
+#[path = "../../vnet/benches/support/counting.rs"]
+mod counting;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
@@ -94,7 +57,7 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 256,
     };
-    let pooler = Pooler::new(config, Arc::new(TcpConnector(backend)));
+    let pooler = Pooler::new(config, Arc::new(support::TcpConnector(backend)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -256,7 +219,7 @@ fn main() {
         );
         return;
     }
-    let server = mariadb::server();
+    let server = support::server();
     server.tenant(USER, PASSWORD);
     server.root_sql("SET GLOBAL max_connections = 3000");
     let direct = server.addr;
@@ -314,7 +277,7 @@ fn main() {
     let watcher = std::thread::spawn(move || {
         let mut max = 0;
         for _ in 0..100_000 {
-            max = max.max(mariadb::server().connections_of(USER));
+            max = max.max(support::server().connections_of(USER));
             if watch.load(Ordering::Relaxed) {
                 break;
             }
@@ -331,7 +294,7 @@ fn main() {
 
     println!("4. memory per idle client session");
     let sessions = 2000;
-    let before = ALLOCATED.load(Ordering::Relaxed);
+    let before = counting::allocated();
     let mut child = Command::new(std::env::current_exe().expect("this binary"))
         .args(["--hold-sessions", &pooled.to_string(), &sessions.to_string()])
         .stdin(Stdio::piped())
@@ -342,7 +305,7 @@ fn main() {
     let mut line = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut line).expect("the holder says ready");
     std::thread::sleep(Duration::from_millis(500));
-    let per = (ALLOCATED.load(Ordering::Relaxed).saturating_sub(before)) / sessions;
+    let per = (counting::allocated().saturating_sub(before)) / sessions;
     drop(child.stdin.take());
     let _ = child.wait();
     println!("   {sessions} idle sessions: {per} bytes each in the pooler (goal <= 16384)");

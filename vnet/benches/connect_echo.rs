@@ -5,36 +5,15 @@
 //! Both sides run on one tokio runtime (2 workers) with an echo server task; each round connects,
 //! writes 64 bytes, reads them back and closes. Memory is counted by a counting global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_vnet::{Limits, Network};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-struct Counting;
-
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts live bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 const MESSAGE: [u8; 64] = [0x42; 64];
 
@@ -98,16 +77,16 @@ fn idle_bytes_per_connection(count: usize) -> usize {
         Limits { max_sockets: count * 2 + 1, max_connections: count, ..Limits::default() },
     );
     let listener = network.listen("127.0.0.1:7777".parse().expect("addr"), count).expect("listen");
-    let before = ALLOCATED.load(Ordering::Relaxed);
+    let before = counting::allocated();
     let mut ends = Vec::with_capacity(count * 2);
-    let reserved = ALLOCATED.load(Ordering::Relaxed) - before;
+    let reserved = counting::allocated() - before;
     for _ in 0..count {
         let client = network.connect("127.0.0.1:7777".parse().expect("addr")).expect("connect");
         let server = listener.try_accept().expect("accepted");
         ends.push(client);
         ends.push(server);
     }
-    let per = (ALLOCATED.load(Ordering::Relaxed) - before - reserved) / count;
+    let per = (counting::allocated() - before - reserved) / count;
     drop(ends);
     per
 }

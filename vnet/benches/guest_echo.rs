@@ -10,11 +10,9 @@
 //! (the host keeps a workload on one thread); only the socket layer differs. The echo servers are
 //! native tokio tasks in both runs, so the figures compare what a guest's `wasi:sockets` calls cost.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_policy::Policy;
@@ -30,27 +28,8 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-struct Counting;
-
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts live bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 /// Store data of a guest on the virtual network.
 struct VirtualGuest {
@@ -211,7 +190,7 @@ async fn idle_tenants(engine: &Engine, service: &Component, tenants: usize) -> (
     let mut linker = Linker::<VirtualGuest>::new(engine);
     switchyard_vnet::wasi::add_to_linker(&mut linker).expect("link");
     let pre = CommandPre::new(linker.instantiate_pre(service).expect("pre")).expect("command");
-    let (heap, resident) = (ALLOCATED.load(Ordering::Relaxed), resident_bytes());
+    let (heap, resident) = (counting::allocated(), resident_bytes());
     let mut networks = Vec::with_capacity(tenants);
     let mut tasks = Vec::with_capacity(tenants);
     for i in 0..tenants {
@@ -239,7 +218,7 @@ async fn idle_tenants(engine: &Engine, service: &Component, tenants: usize) -> (
     }
     // Let every connection made by the probes above be closed again.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let per_heap = (ALLOCATED.load(Ordering::Relaxed).saturating_sub(heap)) / tenants;
+    let per_heap = (counting::allocated().saturating_sub(heap)) / tenants;
     let per_resident = resident_bytes().saturating_sub(resident) / tenants;
     for task in tasks {
         task.abort();

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-# The pooler's tests start a private MariaDB (mariadbd, mariadb-install-db), use its client and sysbench.
-ensure_apt mariadb-server mariadb-client sysbench
+# The pooler's tests start a private MariaDB (mariadbd, mariadb-install-db), use its client and sysbench; `map --format svg` uses graphviz.
+ensure_apt mariadb-server mariadb-client sysbench graphviz
 build_guests
 
 say "cargo fmt --check"

@@ -89,6 +89,12 @@ pub struct PolicyCheckArgs {
 pub enum MapFormat {
     /// A readable tree.
     Text,
+    /// A Mermaid flowchart (renders in GitHub Markdown).
+    Mermaid,
+    /// A Graphviz `dot` graph.
+    Dot,
+    /// SVG drawn by Graphviz (needs `dot` installed).
+    Svg,
 }
 
 /// Flags that replace config values, field by field.
@@ -142,12 +148,18 @@ impl Cli {
                 );
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Map { config, format: MapFormat::Text, overrides } => {
+            Command::Map { config, format, overrides } => {
                 let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
                 else {
                     return Ok(ExitCode::from(2));
                 };
-                print!("{}", crate::map::text(&config, &loaded.config));
+                let drawn = match format {
+                    MapFormat::Text => crate::map::text(&config, &loaded.config),
+                    MapFormat::Mermaid => crate::map::graph::mermaid(&loaded.config),
+                    MapFormat::Dot => crate::map::graph::dot(&loaded.config),
+                    MapFormat::Svg => crate::map::graph::svg(&loaded.config)?,
+                };
+                print!("{drawn}");
                 Ok(ExitCode::SUCCESS)
             }
             Command::Up { config, overrides } => {

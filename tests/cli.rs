@@ -216,3 +216,37 @@ fn map_draws_every_part_and_never_a_secret() {
         assert!(!text.contains(secret) && !stderr(&out).contains(secret));
     }
 }
+
+#[test]
+fn map_draws_graphs_as_mermaid_dot_and_svg_without_secrets() {
+    let config = repo("examples/switchyard.yaml");
+    let out = switchyard(&["map", &config, "--format", "mermaid"], SECRETS);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mermaid = stdout(&out);
+    for expected in [
+        "flowchart LR",
+        "subgraph tenant__acme[\"tenant acme\"]",
+        "ingress__127_0_0_1_8080 -->|\"acme.localhost/\"| acme__component__web",
+        "acme__vnet -->|\":3306\"| acme__pool__main",
+        "acme__pool__main -.->|\"socket; user acme_app\"| embedded__mariadb",
+        "acme__forward__5432 -.->|\"policy, DNS, TLS\"| acme__target__reports_acme_example_5432",
+    ] {
+        assert!(mermaid.contains(expected), "missing `{expected}` in:\n{mermaid}");
+    }
+    let out = switchyard(&["map", &config, "--format", "dot"], SECRETS);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dot = stdout(&out);
+    assert!(
+        dot.starts_with("digraph switchyard {") && dot.contains("subgraph cluster_tenant__globex"),
+        "{dot}"
+    );
+    let out = switchyard(&["map", &config, "--format", "svg"], SECRETS);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svg = stdout(&out);
+    assert!(svg.contains("<svg") && svg.contains("tenant acme"), "{svg}");
+    for (_, secret) in SECRETS {
+        for text in [&mermaid, &dot, &svg] {
+            assert!(!text.contains(secret));
+        }
+    }
+}

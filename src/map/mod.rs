@@ -1,4 +1,7 @@
-//! `switchyard map --format text`: a config drawn as a tree a person can read.
+//! `switchyard map`: a config drawn as a tree a person can read (`--format text`), or as a graph
+//! ([`graph`]: Mermaid, Graphviz dot, SVG).
+
+pub mod graph;
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -45,6 +45,14 @@ enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Ask a running `switchyard up` of CONFIG (its admin endpoint) whether every service runs
+    /// and every pool reaches its backend; print why not. Exit 0 ready, 1 not ready, 2 no answer.
+    Status {
+        /// The YAML config file.
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
     /// Egress policy tools.
     Policy {
         #[command(subcommand)]
@@ -170,6 +178,13 @@ impl Cli {
                 let base = config.parent().unwrap_or(std::path::Path::new("."));
                 crate::host::up(&loaded.config, base)?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Status { config, overrides } => {
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                else {
+                    return Ok(ExitCode::from(2));
+                };
+                crate::status::run(loaded.config.admin.listen)
             }
             Command::Policy { command: PolicyCommand::Check(args) } => crate::policy_check::run(&args),
         }

@@ -19,3 +19,4 @@ pub mod config_file;
 pub mod host;
 pub mod map;
 pub mod policy_check;
+pub mod status;

@@ -87,6 +87,16 @@ tenants:
     assert_eq!(health.0, 503, "{}", health.1);
     assert!(health.1.contains("tenant ghost: pool main: cannot reach its backend"), "{}", health.1);
     assert!(!health.1.contains("tenant acme"), "{}", health.1);
+    // `switchyard status` asks the same and exits 1 (not ready).
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("status")
+        .arg(switchyard.config_path())
+        .envs([("E2E_POOL_PASSWORD", tenant.password.as_str()), ("E2E_ADMIN_PASSWORD", "ops-secret")])
+        .output()
+        .expect("switchyard status");
+    let report = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{report}{}", String::from_utf8_lossy(&status.stderr));
+    assert!(report.starts_with("not ready") && report.contains("tenant ghost: pool main"), "{report}");
 
     // A guest connects to 127.0.0.1:3306 on acme's virtual network and hears the pooler's
     // greeting (protocol 10, the backend's version), then leaves.

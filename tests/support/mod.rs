@@ -99,6 +99,11 @@ impl Switchyard {
         panic!("switchyard's admin endpoint did not come up within 60s; log:\n{}", self.log());
     }
 
+    /// The config file it runs.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("switchyard.yaml")
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")

@@ -257,30 +257,33 @@ impl Pool {
         Step::Wait(id, rx)
     }
 
-    /// Opens a connection whose slot is already counted in `open`; gives the slot back on failure.
-    async fn open(&self, found_rows: bool) -> Result<BackendConn, CheckoutError> {
-        match BackendConn::open(
-            &*self.shared.connector,
-            &self.shared.config.backend,
-            found_rows,
-            &self.shared.servers,
-        )
-        .await
-        {
+    /// Opens a backend connection and records the outcome (stats, readiness, the server's
+    /// version, a log line on failure). The caller owns the slot in `open`.
+    async fn connect(&self, found_rows: bool) -> Result<BackendConn, BackendError> {
+        let shared = &self.shared;
+        let opened =
+            BackendConn::open(&*shared.connector, &shared.config.backend, found_rows, &shared.servers).await;
+        match &opened {
             Ok(conn) => {
-                self.shared.stats.connected();
+                shared.stats.connected();
                 self.record_connect(Ok(()));
-                let _ = self.shared.server_version.set(conn.server_version().to_owned());
-                Ok(conn)
+                let _ = shared.server_version.set(conn.server_version().to_owned());
             }
             Err(error) => {
-                self.record_connect(Err(&error));
-                self.shared.stats.error(ErrorKind::Connect);
-                tracing::warn!(pool = self.shared.config.name, "{error}");
-                self.forget();
-                Err(CheckoutError::Backend { pool: self.shared.config.name.clone(), error })
+                self.record_connect(Err(error));
+                shared.stats.error(ErrorKind::Connect);
+                tracing::warn!(pool = shared.config.name, "{error}");
             }
         }
+        opened
+    }
+
+    /// Opens a connection whose slot is already counted in `open`; gives the slot back on failure.
+    async fn open(&self, found_rows: bool) -> Result<BackendConn, CheckoutError> {
+        self.connect(found_rows).await.map_err(|error| {
+            self.forget();
+            CheckoutError::Backend { pool: self.shared.config.name.clone(), error }
+        })
     }
 
     async fn wait(
@@ -338,25 +341,10 @@ impl Pool {
     fn open_for_waiter(&self, found_rows: bool) {
         let pool = self.clone();
         tokio::spawn(async move {
-            match BackendConn::open(
-                &*pool.shared.connector,
-                &pool.shared.config.backend,
-                found_rows,
-                &pool.shared.servers,
-            )
-            .await
-            {
-                Ok(conn) => {
-                    pool.shared.stats.connected();
-                    pool.record_connect(Ok(()));
-                    pool.hand_over(conn).await;
-                }
+            match pool.connect(found_rows).await {
+                Ok(conn) => pool.hand_over(conn).await,
                 Err(error) => {
-                    pool.record_connect(Err(&error));
-                    pool.shared.stats.error(ErrorKind::Connect);
-                    tracing::warn!(pool = pool.shared.config.name, "{error}");
-                    let waiter = pool.give_back_slot();
-                    if let Some(waiter) = waiter {
+                    if let Some(waiter) = pool.give_back_slot() {
                         let _ = waiter.tx.send(Err(CheckoutError::Backend {
                             pool: pool.shared.config.name.clone(),
                             error,

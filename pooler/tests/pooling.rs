@@ -9,25 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use support::{Published, config, publish, server};
+use support::{Published, config, publish, server, watch_connections};
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::ErrorKind;
-
-/// Samples the server's connection count for `user` every 20 ms until stopped; the maximum.
-fn watch_connections(user: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
-    tokio::task::spawn_blocking(move || {
-        let mut max = 0;
-        // Bounded: at most 3,000 samples (one minute).
-        for _ in 0..3000 {
-            max = max.max(server().connections_of(&user));
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        max
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sessions_share_four_connections() {
@@ -40,7 +24,7 @@ async fn two_hundred_sessions_share_four_connections() {
     setup.disconnect().await.expect("quit");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_connections(tenant.user.clone(), stop.clone());
+    let watcher = watch_connections(tenant.user.clone(), stop.clone(), Duration::from_millis(20));
     let mut sessions = Vec::new();
     for session in 0..200 {
         let published = published.clone();

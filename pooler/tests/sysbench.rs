@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{config, publish, server};
+use support::{config, publish, server, watch_connections};
 
 fn sysbench(addr: std::net::SocketAddr, tenant: &support::Tenant, args: &[&str]) -> std::process::Output {
     Command::new("sysbench")
@@ -35,19 +35,7 @@ async fn sysbench_oltp_read_write_32_threads_over_4_connections() {
     assert!(prepared.status.success(), "sysbench prepare: {}", String::from_utf8_lossy(&prepared.stderr));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let watch_stop = stop.clone();
-    let user = tenant.user.clone();
-    let watcher = tokio::task::spawn_blocking(move || {
-        let mut max = 0;
-        for _ in 0..3000 {
-            max = max.max(server().connections_of(&user));
-            if watch_stop.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        max
-    });
+    let watcher = watch_connections(tenant.user.clone(), stop.clone(), Duration::from_millis(50));
     let run_tenant = tenant.clone();
     let run = tokio::task::spawn_blocking(move || {
         sysbench(

@@ -7,6 +7,7 @@ pub mod mariadb;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use switchyard_pooler::backend::BackendSettings;
@@ -106,4 +107,24 @@ pub async fn publish(tenant: Tenant, config: PoolerConfig) -> Published {
         }
     });
     Published { pooler, addr, tenant }
+}
+
+/// Samples the server's connection count for `user` every `period` until `stop` is set (at most
+/// 3,000 samples); the maximum seen.
+pub fn watch_connections(
+    user: String,
+    stop: Arc<AtomicBool>,
+    period: Duration,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::task::spawn_blocking(move || {
+        let mut max = 0;
+        for _ in 0..3000 {
+            max = max.max(server().connections_of(&user));
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(period);
+        }
+        max
+    })
 }

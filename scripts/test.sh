@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_rust
-# The pooler's tests start a private MariaDB (mariadbd, mariadb-install-db), use its client and sysbench; `map --format svg` uses graphviz.
-ensure_apt mariadb-server mariadb-client sysbench graphviz
+# The pooler's tests start a private MariaDB (mariadbd, mariadb-install-db), use its client and sysbench;
+# `map --format svg` uses graphviz; the browser test drives chromium through chromedriver.
+ensure_apt mariadb-server mariadb-client sysbench graphviz chromium chromium-driver
 build_guests
 
 say "cargo fmt --check"

@@ -13,45 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Switchyard, free_port, guest, request};
-
-fn config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> String {
-    let crud = guest("tenant_crud.wasm");
-    let counter = guest("counter-service.wasm");
-    let tenant = |name: &str| {
-        format!(
-            r#"
-  - name: {name}
-    allowed_hosts: []
-    components:
-      - name: web
-        kind: http
-        wasm: {crud}
-        ingress: {{ listen: "{ingress}", host: {name}.localhost }}
-        env: {{ TENANT: {name}, DB_USER: {name}_app, DB_PASSWORD: "${{env:{upper}_DB_PASSWORD}}", DB_NAME: {name} }}
-      - name: counter
-        kind: service
-        wasm: {counter}
-    pools:
-      - name: main
-        backend: embedded
-        database: {name}
-        user: {name}_app
-        password: ${{env:{upper}_DB_PASSWORD}}
-        max_connections: 2
-"#,
-            upper = name.to_uppercase()
-        )
-    };
-    format!(
-        "version: 1\nstate_dir: {state}\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}",
-        tenant("acme"),
-        tenant("globex"),
-        state = state.display()
-    )
-}
-
-const ENV: [(&str, &str); 2] = [("ACME_DB_PASSWORD", "acme-pw"), ("GLOBEX_DB_PASSWORD", "globex-pw")];
+use support::demo::{DEMO_ENV, demo_config};
+use support::{Switchyard, free_port, request};
 
 /// Connections the embedded server has open for the tenants' users (as root, over its socket).
 fn server_connections(state: &Path) -> usize {
@@ -70,9 +33,9 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
     let _ = std::fs::remove_dir_all(&state);
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let text = config(admin, ingress, &state);
+    let text = demo_config(admin, ingress, &state);
 
-    let switchyard = Switchyard::start_with_env("embedded_first", admin, &text, &ENV);
+    let switchyard = Switchyard::start_with_env("embedded_first", admin, &text, &DEMO_ENV);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
     switchyard.wait_for_log_count("counter-service: listening on", 2, Duration::from_secs(10));
 
@@ -135,7 +98,7 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
     );
 
     // A restart finds the data again.
-    let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &ENV);
+    let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &DEMO_ENV);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
     assert_eq!(
         request(ingress, "acme.localhost", "GET", "/api/items", b"").await,

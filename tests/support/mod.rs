@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of the harness
 
+pub mod demo;
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};

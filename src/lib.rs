@@ -1,5 +1,5 @@
-//! The `switchyard` binary's library: the command line, the config, and (in later issues) the
-//! wasm host and the wiring of `vnet`, `pooler` and `policy`.
+//! The `switchyard` binary's library: the command line, the config, the wasm host, logs and
+//! traces, and the wiring of `vnet`, `pooler` and `policy`.
 //!
 //! ```text
 //!   switchyard (this crate) ── config, CLI, wasm host, wiring
@@ -20,3 +20,4 @@ pub mod host;
 pub mod map;
 pub mod policy_check;
 pub mod status;
+pub mod telemetry;

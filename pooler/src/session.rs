@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument;
 
 use crate::backend::BackendConn;
 use crate::pins::{self, PinReason, Pins};
@@ -149,12 +150,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.end().await;
     }
 
-    /// Handles one command; false when the session is over.
+    /// Handles one command, in a `pool.query` span; false when the session is over.
     async fn command(&mut self, payload: &[u8], seq: &mut Sequence) -> bool {
         let Some(&code) = payload.first() else {
             self.reply_err(seq, ER_MALFORMED_PACKET, b"08S01", "empty command packet").await;
             return true;
         };
+        let statement = if code == Command::COM_QUERY as u8 { leading_keyword(&payload[1..]) } else { "" };
+        let span = tracing::info_span!("pool.query", command = command_name(code), statement);
+        self.dispatch(code, payload, seq).instrument(span).await
+    }
+
+    /// Handles command `code` (the first byte of `payload`); false when the session is over.
+    async fn dispatch(&mut self, code: u8, payload: &[u8], seq: &mut Sequence) -> bool {
         match code {
             c if c == Command::COM_QUIT as u8 => return false,
             c if c == Command::COM_PING as u8 => self.reply_ok(seq).await,
@@ -253,7 +261,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(conn) = self.held.take() {
             return Some(conn);
         }
-        let mut conn = match self.ctx.pool.checkout(self.found_rows(), Some(&self.state)).await {
+        let checkout = self.ctx.pool.checkout(self.found_rows(), Some(&self.state));
+        let span = tracing::info_span!("pool.checkout", pool = self.ctx.pool.config().name);
+        let mut conn = match checkout.instrument(span).await {
             Ok(conn) => conn,
             Err(error) => {
                 self.reply_err(seq, ER_CON_COUNT, b"08004", &error.to_string()).await;
@@ -429,4 +439,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let _ = self.client.shutdown().await;
     }
+}
+
+/// The name of a command byte, for traces (`COM_QUERY`, ...; `unknown` for any other).
+fn command_name(code: u8) -> &'static str {
+    const NAMES: [(Command, &str); 16] = [
+        (Command::COM_QUIT, "COM_QUIT"),
+        (Command::COM_INIT_DB, "COM_INIT_DB"),
+        (Command::COM_QUERY, "COM_QUERY"),
+        (Command::COM_FIELD_LIST, "COM_FIELD_LIST"),
+        (Command::COM_STATISTICS, "COM_STATISTICS"),
+        (Command::COM_PING, "COM_PING"),
+        (Command::COM_CHANGE_USER, "COM_CHANGE_USER"),
+        (Command::COM_STMT_PREPARE, "COM_STMT_PREPARE"),
+        (Command::COM_STMT_EXECUTE, "COM_STMT_EXECUTE"),
+        (Command::COM_STMT_SEND_LONG_DATA, "COM_STMT_SEND_LONG_DATA"),
+        (Command::COM_STMT_CLOSE, "COM_STMT_CLOSE"),
+        (Command::COM_STMT_RESET, "COM_STMT_RESET"),
+        (Command::COM_SET_OPTION, "COM_SET_OPTION"),
+        (Command::COM_STMT_FETCH, "COM_STMT_FETCH"),
+        (Command::COM_RESET_CONNECTION, "COM_RESET_CONNECTION"),
+        (Command::COM_SLEEP, "COM_SLEEP"),
+    ];
+    NAMES.iter().find(|(command, _)| *command as u8 == code).map_or("unknown", |(_, name)| name)
+}
+
+/// The first word of a statement (`SELECT`, `insert`, ...; at most 16 letters), for traces:
+/// never more of the text, which may carry secrets (`IDENTIFIED BY ...`).
+fn leading_keyword(sql: &[u8]) -> &str {
+    let start = sql.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(sql.len());
+    let word = &sql[start..];
+    let end = word.iter().position(|b| !b.is_ascii_alphabetic()).unwrap_or(word.len()).min(16);
+    std::str::from_utf8(&word[..end]).unwrap_or_default()
 }

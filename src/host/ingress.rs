@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::WasiHttpView;
@@ -63,10 +64,13 @@ impl HttpComponent {
         let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
-        });
+        let task = tokio::spawn(
+            async move {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+            }
+            .instrument(tracing::Span::current()),
+        );
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}")),
@@ -197,17 +201,31 @@ async fn dispatch(
         return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
     };
     let (tenant, name) = (component.workload.tenant.clone(), component.name.clone());
-    let task = shards.spawn(component.workload.shard, async move {
-        let response = component.handle(request).await;
-        drop(permit);
-        response
-    });
-    match task.await {
+    let span = tracing::info_span!(
+        "http.request",
+        tenant = &*tenant,
+        component = name,
+        method = %request.method(),
+        path = request.uri().path(),
+        status = tracing::field::Empty,
+    );
+    let task = shards.spawn(
+        component.workload.shard,
+        async move {
+            let response = component.handle(request).await;
+            drop(permit);
+            response
+        }
+        .instrument(span.clone()),
+    );
+    let response = match task.await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
-            tracing::warn!(tenant = &*tenant, component = name, "request failed: {e:#}");
+            tracing::warn!(parent: &span, "request failed: {e:#}");
             text(500, format!("tenant {tenant}: component {name}: {e:#}\n"))
         }
         Err(e) => text(503, format!("tenant {tenant}: component {name}: the request was cancelled: {e}\n")),
-    }
+    };
+    span.record("status", response.status().as_u16());
+    response
 }

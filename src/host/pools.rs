@@ -18,6 +18,7 @@ use switchyard_vnet::egress::Egress;
 use switchyard_vnet::tls::TlsClient;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::embedded::SocketConnector;
 use super::guest::Workload;
@@ -197,7 +198,9 @@ impl MountedPool {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         let pooler = pooler.clone();
-                        sessions.spawn(async move { pooler.serve(stream, &peer.to_string()).await });
+                        let peer = peer.to_string();
+                        let span = tracing::info_span!("pool.session", pool = pooler.pool().config().name, peer);
+                        sessions.spawn(async move { pooler.serve(stream, &peer).await }.instrument(span));
                     }
                     Err(error) => {
                         tracing::warn!(pool = pooler.pool().config().name, "accept on the published address failed: {error}");
@@ -210,13 +213,19 @@ impl MountedPool {
     }
 }
 
+/// Serves one virtual connection in a `pool.session` span that continues the connecting side's
+/// trace (request → `vnet.connect` → `pool.session` → `pool.query` → `pool.checkout`).
 fn serve_virtual(pooler: &Pooler, sessions: &mut JoinSet<()>, connection: switchyard_vnet::Connection) {
     let pooler = pooler.clone();
     let peer = connection.peer_addr().to_string();
-    sessions.spawn(async move {
-        let (stream, _guard) = connection.into_parts();
-        pooler.serve(stream, &peer).await;
-    });
+    let span = tracing::info_span!(parent: connection.origin(), "pool.session", pool = pooler.pool().config().name, peer);
+    sessions.spawn(
+        async move {
+            let (stream, _guard) = connection.into_parts();
+            pooler.serve(stream, &peer).await;
+        }
+        .instrument(span),
+    );
 }
 
 async fn accept_published(

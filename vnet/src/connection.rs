@@ -27,12 +27,13 @@ impl Drop for ConnectionSlot {
 }
 
 /// One end of a virtual connection: its stream and both addresses. The connecting end also holds
-/// its local (ephemeral) port until it drops.
+/// its local (ephemeral) port until it drops; the accepted end carries the connect's span.
 #[derive(Debug)]
 pub struct Connection {
     stream: VirtualStream,
     local: SocketAddr,
     peer: SocketAddr,
+    origin: tracing::Span,
     _slot: Arc<ConnectionSlot>,
     _port: Option<BoundPort>,
 }
@@ -42,10 +43,18 @@ impl Connection {
         stream: VirtualStream,
         local: SocketAddr,
         peer: SocketAddr,
+        origin: tracing::Span,
         slot: Arc<ConnectionSlot>,
         port: Option<BoundPort>,
     ) -> Self {
-        Connection { stream, local, peer, _slot: slot, _port: port }
+        Connection { stream, local, peer, origin, _slot: slot, _port: port }
+    }
+
+    /// On the accepted end, the `vnet.connect` span opened when the other side connected (a child
+    /// of whatever span was current there), so that the accepting side continues the connecting
+    /// side's trace. Disabled on the connecting end and when no subscriber records spans.
+    pub fn origin(&self) -> &tracing::Span {
+        &self.origin
     }
 
     /// This end's address.

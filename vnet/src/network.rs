@@ -199,11 +199,12 @@ impl Network {
         let local_of_server = SocketAddr::new(to.ip(), to.port());
         let slot = ConnectionSlot::new(self.clone());
         let (client, server) = duplex(self.limits.stream_capacity);
-        let accepted = Connection::new(server, local_of_server, local_addr, slot.clone(), None);
+        let origin = tracing::info_span!("vnet.connect", network = %self.name, from = %local_addr, to = %to);
+        let accepted = Connection::new(server, local_of_server, local_addr, origin, slot.clone(), None);
         if !queue.push(accepted) {
             return Err(refused());
         }
-        Ok(Connection::new(client, local_addr, local_of_server, slot, Some(local)))
+        Ok(Connection::new(client, local_addr, local_of_server, tracing::Span::none(), slot, Some(local)))
     }
 
     /// Counts a connection that leaves the network (an allowed egress connect) against

@@ -104,6 +104,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             mode: PoolMode::Transaction,
             password: Arc::from(&b"secret"[..]),
             max_prepared_per_connection: 4,
+            packet_timeout: Duration::from_secs(1),
             listed: None,
         };
         feed(commands, |conn| async move { Session::new(conn, hello, ctx).run().await }).await;

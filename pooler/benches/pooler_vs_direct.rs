@@ -54,6 +54,7 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
         mode: PoolMode::Transaction,
         max_client_sessions: 5000,
         handshake_timeout: Duration::from_secs(30),
+        packet_timeout: Duration::from_secs(30),
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 256,
     };

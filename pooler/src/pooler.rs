@@ -31,6 +31,9 @@ pub struct PoolerConfig {
     pub max_client_sessions: usize,
     /// A client must finish logging in within this.
     pub handshake_timeout: Duration,
+    /// Once a logged-in client has started a packet, it must send the rest within this; a
+    /// slower client gets an ERR and is closed (an idle client, between packets, may wait).
+    pub packet_timeout: Duration,
     /// The method announced to clients first.
     pub auth_method: AuthMethod,
     /// Prepared statements kept per backend connection.
@@ -133,6 +136,7 @@ impl Pooler {
             mode: self.config.mode,
             password: self.config.pool.backend.password.clone().into(),
             max_prepared_per_connection: self.config.max_prepared_per_connection,
+            packet_timeout: self.config.packet_timeout,
             listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();

@@ -41,6 +41,8 @@ pub const ER_CON_COUNT: u16 = 1040;
 const ER_SERVER_LOST: u16 = 2013;
 /// `ER_MALFORMED_PACKET`.
 const ER_MALFORMED_PACKET: u16 = 1835;
+/// `ER_NET_READ_INTERRUPTED` (a packet did not arrive in time).
+const ER_NET_READ_INTERRUPTED: u16 = 1159;
 
 /// How sessions share backend connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,8 @@ pub struct SessionContext {
     pub max_prepared_per_connection: usize,
     /// The session's row in the pool's client list, if it is listed.
     pub listed: Option<Arc<Entry<ClientRow>>>,
+    /// How long the client may take to finish a packet it has started.
+    pub packet_timeout: std::time::Duration,
 }
 
 /// One client's session.
@@ -125,7 +129,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn run(mut self) {
         loop {
             let mut seq = Sequence::new();
-            let payload = match self.client.read_packet(&mut seq).await {
+            // Idle between commands for as long as the client likes; then the whole packet.
+            if !matches!(self.client.wait_for_input().await, Ok(true)) {
+                break;
+            }
+            let timeout = self.ctx.packet_timeout;
+            let Ok(read) = tokio::time::timeout(timeout, self.client.read_packet(&mut seq)).await else {
+                self.ctx.pool.stats().error(ErrorKind::ClientProtocol);
+                let message = format!("the client did not finish its packet within {timeout:?}; closed");
+                tracing::info!(pool = self.ctx.pool.config().name, "{message}");
+                let _ = self
+                    .client
+                    .send(&mut seq, &packets::err(ER_NET_READ_INTERRUPTED, b"08S01", &message))
+                    .await;
+                break;
+            };
+            let payload = match read {
                 Ok(Some(payload)) => payload,
                 Ok(None) => break,
                 Err(error) => {

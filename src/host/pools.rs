@@ -28,6 +28,8 @@ use crate::config::{self, Backend, Tenant};
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to log in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a logged-in client may take to finish a packet it has started.
+const PACKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections are pinged before use after this long.
 const HEALTH_CHECK_AFTER: Duration = Duration::from_secs(30);
 /// Prepared statements kept per backend connection.
@@ -161,6 +163,7 @@ fn pooler_config(tenant: &str, pool: &config::Pool) -> PoolerConfig {
         },
         max_client_sessions: pool.max_client_sessions as usize,
         handshake_timeout: HANDSHAKE_TIMEOUT,
+        packet_timeout: PACKET_TIMEOUT,
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: MAX_PREPARED_PER_CONNECTION,
     }

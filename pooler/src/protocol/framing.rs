@@ -97,6 +97,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         &self.stream
     }
 
+    /// The framed stream, for writing bytes past the framing (tests of bad clients).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Waits until at least one byte of a next packet is buffered: `Ok(false)` if the stream
+    /// ends first. Cancel-safe (bytes read stay buffered).
+    pub async fn wait_for_input(&mut self) -> std::io::Result<bool> {
+        while self.input.is_empty() {
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether bytes of a next packet have arrived already (nothing is waiting to be read).
     pub fn has_buffered_input(&self) -> bool {
         !self.input.is_empty()

@@ -55,6 +55,7 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
         mode: PoolMode::Transaction,
         max_client_sessions: 1000,
         handshake_timeout: Duration::from_secs(5),
+        packet_timeout: Duration::from_secs(5),
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 64,
     }

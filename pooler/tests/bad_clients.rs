@@ -1,0 +1,198 @@
+//! Bad clients: malformed, truncated and oversized packets, a client that never finishes its
+//! handshake, and clients that send one byte at a time (before and after logging in). Each gets
+//! an ERR or is closed within the configured timeouts, and a well-behaved client of the same
+//! pool keeps working all along.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use support::{Published, config, publish, server};
+use switchyard_pooler::protocol::client_handshake::{self, Login};
+use switchyard_pooler::protocol::framing::{PacketConn, Sequence};
+use switchyard_pooler::stats::ErrorKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The timeouts this test configures (handshake and packet alike).
+const TIMEOUT: Duration = Duration::from_millis(800);
+/// The largest packet the test pooler accepts from a client.
+const MAX_PACKET: usize = 64 << 10;
+
+/// A raw client logged in with the pooler's own client handshake.
+async fn logged_in(published: &Published) -> PacketConn<TcpStream> {
+    let stream = TcpStream::connect(published.addr).await.expect("connect");
+    let mut raw = PacketConn::new(stream, 1 << 20);
+    let tenant = &published.tenant;
+    let login = Login {
+        user: &tenant.user,
+        password: tenant.password.as_bytes(),
+        database: Some(&tenant.database),
+        collation: 45,
+        found_rows: false,
+        max_packet: 1 << 20,
+    };
+    client_handshake::login(&mut raw, &login).await.expect("raw login");
+    raw
+}
+
+/// Reads what the pooler sends until it closes the connection (bounded by `within`); the bytes
+/// read. Panics if the connection is still open after `within`.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return seen,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the pooler did not close the connection within {within:?}"),
+        }
+    }
+}
+
+/// Whether the packets in `bytes` include an ERR whose message carries `text`.
+fn has_err(bytes: &[u8], text: &str) -> bool {
+    let mut rest = bytes;
+    while rest.len() >= 4 {
+        let len = usize::from(rest[0]) | usize::from(rest[1]) << 8 | usize::from(rest[2]) << 16;
+        let payload = &rest[4..(4 + len).min(rest.len())];
+        if payload.first() == Some(&0xFF) && String::from_utf8_lossy(payload).contains(text) {
+            return true;
+        }
+        rest = &rest[(4 + len).min(rest.len())..];
+    }
+    false
+}
+
+/// A well-behaved client that runs a query every 20 ms until told to stop; how many it ran.
+/// Every query must succeed quickly.
+fn good_client(published: &Published) -> (tokio::task::JoinHandle<usize>, tokio::sync::watch::Sender<bool>) {
+    let opts = published.opts();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut conn = mysql_async::Conn::new(opts).await.expect("good client connects");
+        let mut ran = 0;
+        for i in 0..2_000 {
+            if *stopped.borrow_and_update() {
+                break;
+            }
+            let started = Instant::now();
+            let value: Option<i64> =
+                conn.query_first(format!("SELECT {i}")).await.expect("good client's query");
+            assert_eq!(value, Some(i));
+            assert!(started.elapsed() < Duration::from_secs(2), "a query took {:?}", started.elapsed());
+            ran += 1;
+            let _ = tokio::time::timeout(Duration::from_millis(20), stopped.changed()).await;
+        }
+        conn.disconnect().await.expect("good client disconnects");
+        ran
+    });
+    (task, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
+    let tenant = server().tenant("bad_clients", "pw-bad");
+    let mut config = config(&tenant, 2);
+    config.handshake_timeout = TIMEOUT;
+    config.packet_timeout = TIMEOUT;
+    config.pool.backend.max_packet = MAX_PACKET;
+    let published = publish(tenant.clone(), config).await;
+    let (good, stop_good) = good_client(&published);
+    let slack = TIMEOUT + Duration::from_secs(3);
+
+    // Never finishes its handshake: closed after the handshake timeout.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(published.addr).await.expect("connect");
+    let greeting = read_until_closed(&mut silent, slack).await;
+    assert!(greeting.len() > 4 && greeting[4] == 10, "it was greeted (protocol 10) before being closed");
+    assert!(started.elapsed() >= TIMEOUT, "closed before the handshake timeout");
+
+    // Sends its handshake one byte at a time: closed after the handshake timeout.
+    let mut trickle = TcpStream::connect(published.addr).await.expect("connect");
+    let mut first = [0u8; 256];
+    let _ = trickle.read(&mut first).await.expect("greeting");
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in [0x20u8, 0, 0, 1, 0x0d, 0xa6, 0xff, 0x01, 0, 0, 0, 0, 45, 0, 0, 0] {
+        if trickle.write_all(&[byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > slack {
+            break;
+        }
+    }
+    if !closed {
+        read_until_closed(&mut trickle, slack).await;
+    }
+    assert!(started.elapsed() < slack, "the trickling handshake was not cut off");
+
+    // Logged in, then one byte of a command every 200 ms: ERR 1159, closed.
+    let mut slow = logged_in(&published).await;
+    let started = Instant::now();
+    let mut sent_all = true;
+    for byte in [9u8, 0, 0, 0, 3, b'S', b'E', b'L', b'E', b'C', b'T'] {
+        if slow.get_mut().write_all(&[byte]).await.is_err() {
+            sent_all = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rest = read_until_closed(slow.get_mut(), slack).await;
+    assert!(!sent_all || has_err(&rest, "did not finish its packet"), "no ERR: {rest:?}");
+    assert!(started.elapsed() < TIMEOUT + slack, "the slow client held on for {:?}", started.elapsed());
+
+    // A packet out of sequence: ERR (bad packet), closed.
+    let mut out_of_order = logged_in(&published).await;
+    out_of_order.get_mut().write_all(&[1, 0, 0, 7, 0x0e]).await.expect("send");
+    let reply = read_until_closed(out_of_order.get_mut(), slack).await;
+    assert!(has_err(&reply, "bad packet"), "{}", String::from_utf8_lossy(&reply));
+
+    // Larger than the pooler accepts: ERR naming the limit, closed, nothing buffered for it.
+    let mut oversized = logged_in(&published).await;
+    let big = MAX_PACKET + 1;
+    let header = (big as u32).to_le_bytes();
+    oversized.get_mut().write_all(&[header[0], header[1], header[2], 0, 0x03]).await.expect("send header");
+    let reply = read_until_closed(oversized.get_mut(), slack).await;
+    assert!(has_err(&reply, "bad packet"), "{}", String::from_utf8_lossy(&reply));
+
+    // Truncated: a header announcing 100 bytes, 3 sent, then the client goes away.
+    let mut truncated = logged_in(&published).await;
+    truncated.get_mut().write_all(&[100, 0, 0, 0, 0x03, b'S', b'E']).await.expect("send");
+    drop(truncated);
+
+    // Malformed commands: each gets an ERR and the session goes on.
+    let mut malformed = logged_in(&published).await;
+    for payload in [
+        &[][..],                             // empty command
+        &[0x17, 0xff, 0xff, 0xff, 0x7f][..], // COM_STMT_EXECUTE of an unknown statement
+        &[0x17][..],                         // COM_STMT_EXECUTE with no statement id
+        &[0x11, 0x00][..],                   // COM_CHANGE_USER, cut short
+        &[0x1b][..],                         // COM_SET_OPTION without an option
+        &[0x16][..],                         // COM_STMT_PREPARE of nothing
+    ] {
+        let mut seq = Sequence::new();
+        malformed.send(&mut seq, payload).await.expect("send");
+        let reply = tokio::time::timeout(slack, malformed.read_packet(&mut seq))
+            .await
+            .unwrap_or_else(|_| panic!("no reply to {payload:02x?}"))
+            .expect("a reply")
+            .expect("a packet");
+        assert_eq!(reply.first(), Some(&0xFF), "{payload:02x?} got a non-ERR reply: {reply:02x?}");
+    }
+    let mut seq = Sequence::new();
+    malformed.send(&mut seq, b"\x03SELECT 1").await.expect("send");
+    let first = malformed.read_packet(&mut seq).await.expect("reply").expect("packet");
+    assert_ne!(first.first(), Some(&0xFF), "after the malformed commands a query still works");
+
+    stop_good.send(true).expect("stop the good client");
+    let ran = good.await.expect("the good client never failed");
+    assert!(ran >= 10, "the good client ran only {ran} queries");
+    let protocol_errors = published.pooler.pool().snapshot().errors_of(ErrorKind::ClientProtocol);
+    assert!(protocol_errors >= 5, "client protocol errors counted: {protocol_errors}");
+}

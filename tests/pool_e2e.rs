@@ -6,6 +6,7 @@
 mod support;
 
 #[path = "../pooler/tests/support/mariadb.rs"]
+#[allow(dead_code)] // shared with the pooler's tests; this one uses part of it
 mod mariadb;
 
 use std::collections::BTreeSet;

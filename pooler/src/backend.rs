@@ -272,6 +272,16 @@ impl BackendConn {
         self.setup().await
     }
 
+    /// Without waiting: whether the server closed this (idle) connection or sent something
+    /// unasked; then it is marked broken and must not be used.
+    pub fn peer_closed_or_spoke(&mut self) -> bool {
+        let gone = self.conn.peer_closed_or_spoke();
+        if gone {
+            self.broken = true;
+        }
+        gone
+    }
+
     /// Checks that the server answers.
     pub async fn ping(&mut self) -> Result<(), BackendError> {
         let outcome = self.command(Command::COM_PING, &[], Expect::Ok).await?;

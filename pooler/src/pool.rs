@@ -212,7 +212,11 @@ impl Pool {
             };
             let conn = match step {
                 Step::Take(mut conn, since) => {
-                    if since.elapsed() >= self.shared.config.health_check_after && conn.ping().await.is_err()
+                    // Closed while idle (a server restart, KILL): noticed without a round trip.
+                    // Otherwise a ping, if it has been idle long enough to doubt it.
+                    if conn.peer_closed_or_spoke()
+                        || (since.elapsed() >= self.shared.config.health_check_after
+                            && conn.ping().await.is_err())
                     {
                         self.shared.stats.error(ErrorKind::BackendBroken);
                         self.forget();
@@ -337,29 +341,49 @@ impl Pool {
         }
     }
 
-    /// Opens a connection in the background and hands it to the head waiter (or fails it).
+    /// Opens a connection in the background and hands it to the head waiter. If the open
+    /// fails, that waiter gets the error and the next waiter gets an open of its own, so a
+    /// backend that is down fails every waiter at once instead of leaving them to time out.
     fn open_for_waiter(&self, found_rows: bool) {
         let pool = self.clone();
         tokio::spawn(async move {
-            match pool.connect(found_rows).await {
-                Ok(conn) => pool.hand_over(conn).await,
-                Err(error) => {
-                    if let Some(waiter) = pool.give_back_slot() {
-                        let _ = waiter.tx.send(Err(CheckoutError::Backend {
-                            pool: pool.shared.config.name.clone(),
-                            error,
-                        }));
+            let mut found_rows = found_rows;
+            loop {
+                match pool.connect(found_rows).await {
+                    Ok(conn) => return pool.hand_over(conn).await,
+                    Err(error) => {
+                        let (waiter, next) = pool.give_back_slot();
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.tx.send(Err(CheckoutError::Backend {
+                                pool: pool.shared.config.name.clone(),
+                                error,
+                            }));
+                        }
+                        match next {
+                            Some(next) => found_rows = next,
+                            None => return,
+                        }
                     }
                 }
             }
         });
     }
 
-    /// Frees a slot whose connection could not be opened; the head waiter, to be told.
-    fn give_back_slot(&self) -> Option<Waiter> {
+    /// Frees a slot whose connection could not be opened: the head waiter, to be told, and
+    /// whether the next waiter gets the slot back for an open of its own (then it is counted).
+    fn give_back_slot(&self) -> (Option<Waiter>, Option<bool>) {
         let mut state = self.lock();
         state.open -= 1;
-        state.waiters.pop_front()
+        let waiter = state.waiters.pop_front();
+        let next = state
+            .waiters
+            .front()
+            .map(|w| w.found_rows)
+            .filter(|_| !state.closed && state.open < self.shared.config.max_connections);
+        if next.is_some() {
+            state.open += 1;
+        }
+        (waiter, next)
     }
 
     /// Gives a healthy connection to the first waiter that still waits, else makes it idle.

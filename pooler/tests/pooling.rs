@@ -183,12 +183,23 @@ async fn a_killed_backend_connection_costs_one_error() {
     let mut client = published.conn().await;
     let id: Option<u64> = client.query_first("SELECT CONNECTION_ID()").await.expect("id");
     let id = id.expect("an id");
-    tokio::task::spawn_blocking(move || server().root_sql(&format!("KILL {id}"))).await.expect("kill");
-    let err = client.query_drop("SELECT 1").await.expect_err("the killed connection fails");
+    // Killed while a query runs on it: that query gets an ERR, the next one works.
+    let killer = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        server().root_sql(&format!("KILL {id}"));
+    });
+    let err = client.query_drop("SELECT SLEEP(5)").await.expect_err("the killed connection fails");
+    killer.await.expect("kill");
     assert!(err.to_string().contains("lost the backend connection"), "{err}");
-    let one: Option<i64> = client.query_first("SELECT 1").await.expect("the next query works");
-    assert_eq!(one, Some(1));
+    let id: Option<u64> = client.query_first("SELECT CONNECTION_ID()").await.expect("the next query works");
     assert_eq!(published.pooler.pool().snapshot().errors_of(ErrorKind::BackendBroken), 1);
+    // Killed while idle in the pool: noticed at checkout, no client sees an error.
+    let id = id.expect("an id");
+    tokio::task::spawn_blocking(move || server().root_sql(&format!("KILL {id}"))).await.expect("kill");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let one: Option<i64> = client.query_first("SELECT 1").await.expect("served on a fresh connection");
+    assert_eq!(one, Some(1));
+    assert_eq!(published.pooler.pool().snapshot().errors_of(ErrorKind::BackendBroken), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,6 +113,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         Ok(true)
     }
 
+    /// Without waiting: whether the peer has closed the stream or sent bytes nobody asked for.
+    /// A connection idle in a pool must have nothing to read; one that does was closed (a
+    /// server restart, `KILL`, `wait_timeout`) or is out of step, and must not be used.
+    pub fn peer_closed_or_spoke(&mut self) -> bool {
+        if !self.input.is_empty() {
+            return true;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = tokio::io::ReadBuf::new(&mut byte);
+        match std::pin::Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf) {
+            std::task::Poll::Pending => false,
+            std::task::Poll::Ready(Ok(())) => {
+                self.input.extend_from_slice(buf.filled());
+                true
+            }
+            std::task::Poll::Ready(Err(_)) => true,
+        }
+    }
+
     /// Whether bytes of a next packet have arrived already (nothing is waiting to be read).
     pub fn has_buffered_input(&self) -> bool {
         !self.input.is_empty()

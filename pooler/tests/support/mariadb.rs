@@ -14,6 +14,10 @@ pub struct MariaDb {
     pub addr: SocketAddr,
     /// Its unix socket.
     pub socket: PathBuf,
+    /// Its folder (datadir, socket, pid file, error log).
+    dir: PathBuf,
+    /// The shell command that runs it under a watchdog.
+    command: String,
 }
 
 static SERVER: OnceLock<MariaDb> = OnceLock::new();
@@ -21,7 +25,8 @@ static SERVER: OnceLock<MariaDb> = OnceLock::new();
 /// The server of this test binary (started on first use).
 pub fn server() -> &'static MariaDb {
     SERVER.get_or_init(|| {
-        MariaDb::start().unwrap_or_else(|e| panic!("cannot start MariaDB for the tests: {e}"))
+        MariaDb::start(&format!("mariadb-{}", std::process::id()))
+            .unwrap_or_else(|e| panic!("cannot start MariaDB for the tests: {e}"))
     })
 }
 
@@ -34,9 +39,10 @@ fn is_root() -> bool {
 }
 
 impl MariaDb {
-    fn start() -> Result<MariaDb, String> {
+    /// A fresh server in `target/tmp/<name>` (for a test that must kill and restart its own).
+    pub fn start(name: &str) -> Result<MariaDb, String> {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = base.join(format!("mariadb-{}", std::process::id()));
+        let dir = base.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let data = dir.join("data");
@@ -63,28 +69,55 @@ impl MariaDb {
             dir = dir.display(),
         );
         // The watchdog ends the server when this test process is gone.
-        let watchdog = format!(
-            "{server} & server=$!; while kill -0 {test} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
+        let command = format!(
+            "exec 0</dev/null; {server} & server=$!; echo $server > {dir}/server.pid; \
+             while kill -0 {test} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
              kill $server 2>/dev/null; wait $server",
+            dir = dir.display(),
             test = std::process::id()
         );
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let server = MariaDb { addr, socket, dir, command };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// Starts the server process on its datadir and waits (bounded) until it listens.
+    fn launch(&self) -> Result<(), String> {
         Command::new("sh")
-            .args(["-c", &watchdog])
+            .args(["-c", &self.command])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run mariadbd: {e}"))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
+        while TcpStream::connect(self.addr).is_err() {
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                return Err(format!("mariadbd did not listen on {addr} within 60 s; its log:\n{log}"));
+                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+                return Err(format!("mariadbd did not listen on {} within 60 s; its log:\n{log}", self.addr));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(MariaDb { addr, socket })
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) and waits until its port is closed.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("server.pid")).expect("the server's pid");
+        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().expect("run kill");
+        assert!(status.success(), "kill -KILL {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(self.addr).is_ok() {
+            assert!(Instant::now() < deadline, "the killed server still accepts connections");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts a killed server again (same datadir and port; InnoDB recovers) and waits until it
+    /// listens.
+    pub fn restart(&self) {
+        self.launch().unwrap_or_else(|e| panic!("cannot restart MariaDB: {e}"));
     }
 
     /// Runs SQL as root through the `mariadb` client on the socket; its tab-separated output.

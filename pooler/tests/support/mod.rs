@@ -96,7 +96,12 @@ impl Published {
 
 /// Starts a pooler for `tenant` on the test server with `config`.
 pub async fn publish(tenant: Tenant, config: PoolerConfig) -> Published {
-    let pooler = Pooler::new(config, Arc::new(TcpConnector(server().addr)));
+    publish_on(server().addr, tenant, config).await
+}
+
+/// Starts a pooler for `tenant` on the server at `backend` with `config`.
+pub async fn publish_on(backend: SocketAddr, tenant: Tenant, config: PoolerConfig) -> Published {
+    let pooler = Pooler::new(config, Arc::new(TcpConnector(backend)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let serving = pooler.clone();

@@ -21,3 +21,6 @@ cargo fmt --manifest-path examples/Cargo.toml --all --check
 
 say "cargo test (unit, property and end-to-end tests)"
 cargo test --workspace --locked
+
+say "fuzzing every fuzz/ target (nightly, cargo-fuzz; FUZZ_SECONDS each, default 60)"
+bash scripts/fuzz.sh

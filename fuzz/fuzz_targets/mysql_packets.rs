@@ -41,6 +41,7 @@ fn pool() -> Pool {
             password: b"secret".to_vec(),
             database: Some("app".to_owned()),
             max_packet: MAX_PACKET,
+            connect_timeout: Duration::from_secs(1),
         },
         max_connections: 1,
         min_idle: 0,

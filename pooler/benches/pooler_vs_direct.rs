@@ -43,6 +43,7 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
                 password: PASSWORD.as_bytes().to_vec(),
                 database: Some(USER.to_owned()),
                 max_packet: 64 << 20,
+                connect_timeout: Duration::from_secs(5),
             },
             max_connections,
             min_idle: 0,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -72,6 +72,14 @@ pub enum BackendError {
         /// Its message.
         message: String,
     },
+    /// Opening the connection took longer than `connect_timeout`.
+    #[error("{backend} did not finish connecting and logging in within {timeout:?}")]
+    Timeout {
+        /// The backend's address.
+        backend: String,
+        /// The time allowed.
+        timeout: Duration,
+    },
     /// The connection broke.
     #[error("connection to {backend} broke: {error}")]
     Broken {
@@ -93,6 +101,9 @@ pub struct BackendSettings {
     pub database: Option<String>,
     /// Largest packet accepted from the server.
     pub max_packet: usize,
+    /// Opening a connection — connect, login, turning on session tracking — must finish
+    /// within this; a server that accepts and then says nothing costs no more.
+    pub connect_timeout: Duration,
 }
 
 /// One logged-in backend connection.
@@ -125,6 +136,19 @@ impl std::fmt::Debug for BackendConn {
 impl BackendConn {
     /// Connects through `connector`, logs in and turns on session tracking.
     pub async fn open(
+        connector: &dyn Connector,
+        settings: &BackendSettings,
+        found_rows: bool,
+        servers: &Registry<ServerRow>,
+    ) -> Result<BackendConn, BackendError> {
+        let timeout = settings.connect_timeout;
+        match tokio::time::timeout(timeout, Self::open_now(connector, settings, found_rows, servers)).await {
+            Ok(opened) => opened,
+            Err(_) => Err(BackendError::Timeout { backend: connector.describe(), timeout }),
+        }
+    }
+
+    async fn open_now(
         connector: &dyn Connector,
         settings: &BackendSettings,
         found_rows: bool,

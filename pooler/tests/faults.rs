@@ -150,3 +150,33 @@ async fn a_killed_and_restarted_server_costs_errors_not_hangs() {
     let rows = server.root_sql("SELECT COUNT(*) FROM faults.load_rows").trim().parse::<u64>().expect("count");
     assert!(rows >= ok && rows - ok <= errors, "{ok} acknowledged inserts, {rows} rows after recovery");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_accepts_and_never_answers_costs_a_timeout_not_a_slot() {
+    // Accepts connections and keeps them, silent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        for _ in 0..100 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            kept.push(stream);
+        }
+    });
+    let tenant = support::Tenant { user: "nobody".into(), password: "pw".into(), database: "none".into() };
+    let mut cfg = config(&tenant, 2);
+    cfg.pool.backend.connect_timeout = Duration::from_millis(400);
+    let published = publish_on(silent, tenant, cfg).await;
+    // More logins than the pool has slots: each fails after the timeout, none waits for a slot.
+    for attempt in 0..5 {
+        let started = Instant::now();
+        let err = tokio::time::timeout(NO_HANG, mysql_async::Conn::new(published.opts()))
+            .await
+            .expect("a login does not hang")
+            .expect_err("no session without a backend");
+        let took = started.elapsed();
+        assert!(err.to_string().contains("did not finish connecting and logging in within 400ms"), "{err}");
+        assert!(took < Duration::from_secs(2), "attempt {attempt} took {took:?}");
+    }
+    assert_eq!(published.pooler.pool().snapshot().backend_open, 0, "a timed-out open kept its slot");
+}

@@ -26,6 +26,8 @@ use crate::config::{self, Backend, Tenant};
 
 /// How long one backend connect attempt may take.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a backend connection may take in all (connect, TLS, login, setup).
+const BACKEND_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to log in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a logged-in client may take to finish a packet it has started.
@@ -149,6 +151,7 @@ fn pooler_config(tenant: &str, pool: &config::Pool) -> PoolerConfig {
                 password: pool.password.expose().as_bytes().to_vec(),
                 database: pool.database.clone(),
                 max_packet: MAX_PACKET,
+                connect_timeout: BACKEND_OPEN_TIMEOUT,
             },
             max_connections: pool.max_connections as usize,
             min_idle: pool.min_idle as usize,

@@ -5,7 +5,7 @@
 //! (and bound to its answers); every address is decided again, under the same scheme, and the
 //! connection is made only to addresses that passed, tried in the resolver's order, each within
 //! the connect timeout; TLS is originated when asked (SNI and verification against the server
-//! name).
+//! name), its handshake also bounded by the connect timeout.
 
 use std::io;
 use std::net::SocketAddr;
@@ -52,6 +52,14 @@ pub enum DialError {
     /// The TLS handshake failed.
     #[error("{0}")]
     Tls(TlsError),
+    /// The server accepted the connection but did not finish the TLS handshake in time.
+    #[error("{addr} accepted the connection but did not finish the TLS handshake within {timeout:?}")]
+    TlsTimeout {
+        /// The address connected to.
+        addr: SocketAddr,
+        /// The time allowed (the connect timeout).
+        timeout: Duration,
+    },
 }
 
 /// A dialed connection, plain or TLS.
@@ -90,12 +98,16 @@ pub async fn dial(
             Ok(stream) => {
                 return match tls {
                     None => Ok(Dialed::Plain(stream)),
-                    Some(tls) => tls
-                        .client
-                        .connect(&tls.server_name, stream)
-                        .await
-                        .map(|s| Dialed::Tls(Box::new(s)))
-                        .map_err(DialError::Tls),
+                    // A server that accepts and then says nothing must not hold the dial forever.
+                    Some(tls) => match tokio::time::timeout(
+                        connect_timeout,
+                        tls.client.connect(&tls.server_name, stream),
+                    )
+                    .await
+                    {
+                        Ok(connected) => connected.map(|s| Dialed::Tls(Box::new(s))).map_err(DialError::Tls),
+                        Err(_) => Err(DialError::TlsTimeout { addr, timeout: connect_timeout }),
+                    },
                 };
             }
             Err(e) => last = Some(DialError::Connect(e.to_string())),

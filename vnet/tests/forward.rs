@@ -262,3 +262,71 @@ async fn a_taken_port_is_reported_with_the_workload_and_the_port() {
     let text = err.to_string();
     assert!(text.contains("5432") && text.contains("t1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_silent_or_unresolvable_target_fails_within_its_timeout_and_others_go_on() {
+    let healthy = reversing_server(None).await;
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    // Accepts and keeps every connection, silent (a TLS handshake never gets an answer).
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        for _ in 0..16 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            kept.push(stream);
+        }
+    });
+    let allowed = [
+        format!("tcp://127.0.0.1:{}", healthy.addr.port()),
+        format!("tcp://127.0.0.1:{down}"),
+        format!("tcp://127.0.0.1:{silent}"),
+        "tcp://missing.test:5432".to_owned(),
+    ];
+    let s = setup(&allowed, BlockedNetworks::defaults(), &[]);
+    let timeout = Duration::from_millis(500);
+    let mount = |mut spec: ForwardSpec| {
+        spec.connect_timeout = timeout;
+        tokio::spawn(Forward::mount(&s.network, s.egress.clone(), spec).expect("mount").serve())
+    };
+    let _healthy = mount(spec(6000, "127.0.0.1", healthy.addr.port()));
+    let _down = mount(spec(6001, "127.0.0.1", down));
+    let mut tls = spec(6002, "127.0.0.1", silent);
+    let certified = rcgen::generate_simple_self_signed(vec!["db.test".to_owned()]).expect("certificate");
+    let ca = tempdir().join("silent-ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).expect("write ca");
+    let client = TlsClient::with_ca_file(&ca).expect("ca");
+    tls.tls = Some(ForwardTls { client, server_name: "db.test".to_owned() });
+    let _silent = mount(tls);
+    let _missing = mount(spec(6003, "missing.test", 5432));
+
+    // Each faulty forward closes the guest's connection, at once or when its timeout runs out.
+    let slack = Duration::from_secs(2);
+    let network = s.network.clone();
+    let silent_exchange = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let answer = exchange(&network, 6002, b"hello").await;
+        (answer, started.elapsed())
+    });
+    for port in [6001, 6003] {
+        let started = std::time::Instant::now();
+        assert_eq!(exchange(&s.network, port, b"hello").await, b"", "port {port}");
+        assert!(started.elapsed() < slack, "port {port} took {:?}", started.elapsed());
+    }
+    // While the silent target holds its dial, the healthy forward answers promptly, many times.
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        assert_eq!(exchange(&s.network, 6000, b"abc").await, b"cba");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a healthy exchange took {:?}",
+            started.elapsed()
+        );
+    }
+    let (answer, took) = silent_exchange.await.expect("join");
+    assert_eq!(answer, b"");
+    assert!(took >= timeout && took < timeout + slack, "the silent TLS target took {took:?}");
+}

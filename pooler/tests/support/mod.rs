@@ -44,6 +44,7 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
                 password: tenant.password.clone().into_bytes(),
                 database: Some(tenant.database.clone()),
                 max_packet: 64 << 20,
+                connect_timeout: Duration::from_secs(5),
             },
             max_connections,
             min_idle: 0,

@@ -54,8 +54,20 @@ pub fn load(
         Ok(value) => value,
         Err(e) => {
             let line = e.location().map(|l| l.line());
-            let message = e.to_string();
-            return Err(vec![Diagnostic { severity: Severity::Error, path: KeyPath::root(), line, message }]);
+            let text = e.to_string();
+            let (path, message) = match KeyPath::split_leading(&text) {
+                Some((path, rest)) => (path, rest.to_owned()),
+                None => (KeyPath::root(), text.clone()),
+            };
+            // A number beyond every integer type: say so rather than serde's "as u128".
+            let message = match message.strip_prefix("invalid type: integer `") {
+                Some(rest) if rest.contains("` as u128") || rest.contains("` as i128") => {
+                    let number = rest.split('`').next().unwrap_or_default();
+                    format!("the number {number} is too large for any setting")
+                }
+                _ => message,
+            };
+            return Err(vec![Diagnostic { severity: Severity::Error, path, line, message }]);
         }
     };
     let config = decode::root(&mut d, &value, overrides, env);

@@ -22,6 +22,15 @@ impl KeyPath {
         KeyPath(format!("{}[{index}]", self.0))
     }
 
+    /// A path serde_yaml wrote at the start of its message (`tenants[0].port: ...`), and the
+    /// rest of the message; `None` when the message does not start with one.
+    pub fn split_leading(message: &str) -> Option<(KeyPath, &str)> {
+        let (path, rest) = message.split_once(": ")?;
+        let is_path = !path.is_empty()
+            && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+        is_path.then(|| (KeyPath(path.to_owned()), rest))
+    }
+
     /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -211,6 +211,69 @@ tenants:
     assert!(body.contains("ConnectionRefused"), "{body}");
 }
 
+#[tokio::test]
+async fn a_service_that_crashes_for_a_while_is_restarted_until_it_recovers() {
+    let (admin, ingress) = addrs();
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let config = format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+tenants:
+  - name: phoenix
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}" }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_CRASH_UNTIL: "{until}", ECHO_GREETING: "back:" }}
+        restart: {{ max_restarts: 20, backoff_initial: 100ms, backoff_max: 400ms }}
+"#,
+        gateway = guest("http_gateway.wasm"),
+        echo = guest("echo-service.wasm"),
+        until = now_ms + 2_500,
+    );
+    let switchyard = Switchyard::start("crash_recover", admin, &config);
+
+    // While it crashes: not ready with the reason, and a connect is refused at once (no hang).
+    let mut health = (0, String::new());
+    for _ in 0..200 {
+        health = switchyard.healthz().await;
+        if health.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(health.0, 503, "{}", health.1);
+    assert!(health.1.contains("tenant phoenix: component echo: restarting"), "{}", health.1);
+    let started = std::time::Instant::now();
+    let (status, body) = request(ingress, "anything", "POST", "/echo", b"x").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("ConnectionRefused"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "a refused connect took {:?}", started.elapsed());
+
+    // Then it stays up: ready again, and it answers.
+    let mut ready = (0, String::new());
+    for _ in 0..200 {
+        ready = switchyard.healthz().await;
+        if ready.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready.0, 200, "never ready again: {}; log:\n{}", ready.1, switchyard.log());
+    let (status, body) = request(ingress, "anything", "POST", "/echo", b"hi").await;
+    assert_eq!((status, body.as_str()), (200, "back:hi"));
+    let log = switchyard.log();
+    assert!(log.matches("crashing on purpose for").count() >= 2, "{log}");
+    assert!(!log.contains("giving up"), "{log}");
+}
+
 /// A real HTTP/1.1 server on loopback answering `hello from the test server <path>`.
 async fn http_server() -> SocketAddr {
     use hyper::server::conn::http1;

@@ -1,6 +1,7 @@
 //! Service components (`wasi:cli/run`): started once, long-lived, and supervised — when one ends
 //! (exit or trap) it is restarted after a backoff that doubles up to `backoff_max`; after
-//! `max_restarts` restarts in a row it is given up and its tenant reported not ready.
+//! `max_restarts` restarts in a row it is given up and its tenant reported not ready. An
+//! instance counts as running once it has stayed up for [`READY_AFTER`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use super::guest::{GuestState, Workload};
 use super::health::{Health, ServiceState};
 use crate::config::Restart;
+
+/// How long a service instance must stay up before it counts as running (and its tenant as
+/// ready).
+const READY_AFTER: Duration = Duration::from_millis(300);
 
 /// A service component ready to be supervised.
 pub struct Service {
@@ -52,9 +57,19 @@ impl Service {
             Ok(command) => command,
             Err(e) => return format!("instantiation failed: {e:#}"),
         };
-        health.set(&self.workload.tenant, &self.name, ServiceState::Running);
-        tracing::info!(tenant = &*self.workload.tenant, component = self.name, "service running");
-        match command.wasi_cli_run().call_run(&mut store).await {
+        // Ready only once it has stayed up a moment: a service that crashes at start must not
+        // look ready between its restarts.
+        let run = command.wasi_cli_run().call_run(&mut store);
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            () = tokio::time::sleep(READY_AFTER) => {
+                health.set(&self.workload.tenant, &self.name, ServiceState::Running);
+                tracing::info!(tenant = &*self.workload.tenant, component = self.name, "service running");
+                run.await
+            }
+        };
+        match outcome {
             Ok(Ok(())) => "exited with status 0".to_owned(),
             Ok(Err(())) => "exited with an error status".to_owned(),
             Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {

@@ -9,6 +9,9 @@
 //!   can tell which workload's service answered.
 //! - `ECHO_CRASH` — if set, the service exits with status 3 at start, printing this text to
 //!   stderr (to exercise the host's restart backoff).
+//! - `ECHO_CRASH_UNTIL` — a Unix time in milliseconds: the service exits with status 3 at start
+//!   until the wall clock passes it, then serves (a service that crashes for a while, then
+//!   recovers).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,6 +20,14 @@ fn main() {
     if let Ok(reason) = std::env::var("ECHO_CRASH") {
         eprintln!("echo-service: crashing on purpose: {reason}");
         std::process::exit(3);
+    }
+    if let Some(until) = std::env::var("ECHO_CRASH_UNTIL").ok().and_then(|v| v.parse::<u128>().ok()) {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        if now < until {
+            eprintln!("echo-service: crashing on purpose for {} ms more", until - now);
+            std::process::exit(3);
+        }
     }
     let listen = std::env::var("ECHO_LISTEN").unwrap_or_else(|_| "127.0.0.1:7777".to_owned());
     let greeting = std::env::var("ECHO_GREETING").unwrap_or_default();

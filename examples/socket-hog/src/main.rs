@@ -1,0 +1,85 @@
+//! A service component that misbehaves on purpose, to show that a guest hits its own tenant's
+//! limits (with clear errors) and nobody else's. `HOG_MODE` picks how:
+//!
+//! - `sockets` — connects to `HOG_TARGET` (default `127.0.0.1:7777`) again and again, keeping
+//!   every connection, until a connect fails (the tenant's `limits.max_sockets`).
+//! - `bind` — binds `127.0.0.1:1`, `:2`, ... keeping every listener, until a bind fails (the
+//!   socket cap), or all 65,535 are taken; then asks for any port once more.
+//! - `backlog` — listens on `127.0.0.1:7100` with the default backlog, never accepts, and
+//!   connects to itself until a connect fails (the backlog is full).
+//!
+//! It prints one line with what it got (`socket-hog: <mode>: <n> ..., then <error>`), then holds
+//! everything for `HOG_HOLD_SECONDS` (default 600) and exits.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Attempts at most, whatever the caps (every loop is bounded).
+const MAX_ATTEMPTS: u32 = 70_000;
+
+fn main() {
+    let mode = std::env::var("HOG_MODE").unwrap_or_default();
+    let hold: u64 = std::env::var("HOG_HOLD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let mut kept_streams = Vec::new();
+    let mut kept_listeners = Vec::new();
+    let report = match mode.as_str() {
+        "sockets" => {
+            let target = std::env::var("HOG_TARGET").unwrap_or_else(|_| "127.0.0.1:7777".to_owned());
+            let mut outcome = format!("{MAX_ATTEMPTS} connections open, no error");
+            for n in 0..MAX_ATTEMPTS {
+                match TcpStream::connect(&target) {
+                    Ok(stream) => kept_streams.push(stream),
+                    Err(e) => {
+                        outcome = format!("{n} connections open, then {e}");
+                        break;
+                    }
+                }
+            }
+            outcome
+        }
+        "bind" => {
+            let mut outcome = String::new();
+            for port in 1..=u16::MAX {
+                match TcpListener::bind(("127.0.0.1", port)) {
+                    Ok(listener) => kept_listeners.push(listener),
+                    Err(e) => {
+                        outcome = format!("{} ports bound, then {e} (port {port})", port - 1);
+                        break;
+                    }
+                }
+            }
+            if outcome.is_empty() {
+                // Every port is taken: one more, anywhere, must fail.
+                outcome = match TcpListener::bind("127.0.0.1:0") {
+                    Ok(_) => "every port bound, and one more".to_owned(),
+                    Err(e) => format!("every port bound, then {e} (any port)"),
+                };
+            }
+            outcome
+        }
+        "backlog" => match TcpListener::bind("127.0.0.1:7100") {
+            Err(e) => format!("cannot listen: {e}"),
+            Ok(listener) => {
+                kept_listeners.push(listener);
+                let mut outcome = format!("{MAX_ATTEMPTS} connects queued, no error");
+                for n in 0..MAX_ATTEMPTS {
+                    match TcpStream::connect("127.0.0.1:7100") {
+                        Ok(stream) => kept_streams.push(stream),
+                        Err(e) => {
+                            outcome = format!("{n} connects queued, then {e}");
+                            break;
+                        }
+                    }
+                }
+                outcome
+            }
+        },
+        other => {
+            eprintln!("socket-hog: unknown HOG_MODE `{other}` (sockets, bind or backlog)");
+            std::process::exit(2);
+        }
+    };
+    println!("socket-hog: {mode}: {report}");
+    std::thread::sleep(Duration::from_secs(hold));
+    drop((kept_streams, kept_listeners));
+}

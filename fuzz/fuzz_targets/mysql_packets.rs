@@ -42,6 +42,7 @@ fn pool() -> Pool {
             database: Some("app".to_owned()),
             max_packet: MAX_PACKET,
             connect_timeout: Duration::from_secs(1),
+            tls: None,
         },
         max_connections: 1,
         min_idle: 0,

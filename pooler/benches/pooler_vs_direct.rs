@@ -44,6 +44,7 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
                 database: Some(USER.to_owned()),
                 max_packet: 64 << 20,
                 connect_timeout: Duration::from_secs(5),
+                tls: None,
             },
             max_connections,
             min_idle: 0,

@@ -72,6 +72,14 @@ pub enum BackendError {
         /// Its message.
         message: String,
     },
+    /// The TLS handshake with the server failed.
+    #[error("TLS with {backend} failed: {message}")]
+    Tls {
+        /// The backend's address.
+        backend: String,
+        /// What failed (certificate, name, protocol).
+        message: String,
+    },
     /// Opening the connection took longer than `connect_timeout`.
     #[error("{backend} did not finish connecting and logging in within {timeout:?}")]
     Timeout {
@@ -104,6 +112,23 @@ pub struct BackendSettings {
     /// Opening a connection — connect, login, turning on session tracking — must finish
     /// within this; a server that accepts and then says nothing costs no more.
     pub connect_timeout: Duration,
+    /// TLS to the server (MySQL's `SSLRequest`, then the login over TLS), if wanted.
+    pub tls: Option<BackendTls>,
+}
+
+/// TLS to a backend: whom to trust, and the name its certificate must carry.
+#[derive(Clone)]
+pub struct BackendTls {
+    /// The rustls connector (its roots decide whom to trust).
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name sent as SNI and verified in the certificate.
+    pub server_name: String,
+}
+
+impl std::fmt::Debug for BackendTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTls").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
 }
 
 /// One logged-in backend connection.
@@ -169,9 +194,17 @@ impl BackendConn {
             found_rows,
             max_packet: u32::try_from(settings.max_packet).unwrap_or(u32::MAX),
         };
-        let session = client_handshake::login(&mut conn, &login)
-            .await
-            .map_err(|error| BackendError::Login { backend: backend.to_string(), error })?;
+        let login_error = |error| BackendError::Login { backend: backend.to_string(), error };
+        let mut greeting = client_handshake::read_greeting(&mut conn, &login).await.map_err(login_error)?;
+        let (mut conn, secure) = match &settings.tls {
+            None => (conn, false),
+            Some(tls) => {
+                client_handshake::request_tls(&mut conn, &mut greeting, &login).await.map_err(login_error)?;
+                (Self::start_tls(conn, tls, &backend, settings.max_packet).await?, true)
+            }
+        };
+        let session =
+            client_handshake::authenticate(&mut conn, greeting, &login, secure).await.map_err(login_error)?;
         let now = Instant::now();
         let listed = servers.insert(ServerRow {
             connection_id: session.connection_id,
@@ -197,6 +230,22 @@ impl BackendConn {
         };
         backend_conn.setup().await?;
         Ok(backend_conn)
+    }
+
+    /// Runs the TLS handshake on the stream under `conn` (after the `SSLRequest`).
+    async fn start_tls(
+        conn: PacketConn<BoxedStream>,
+        tls: &BackendTls,
+        backend: &str,
+        max_packet: usize,
+    ) -> Result<PacketConn<BoxedStream>, BackendError> {
+        let tls_error = |message: String| BackendError::Tls { backend: backend.to_owned(), message };
+        let stream =
+            conn.into_inner().ok_or_else(|| tls_error("the server sent data before TLS began".into()))?;
+        let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
+            .map_err(|_| tls_error(format!("`{}` is not a valid TLS server name", tls.server_name)))?;
+        let stream = tls.connector.connect(name, stream).await.map_err(|e| tls_error(e.to_string()))?;
+        Ok(PacketConn::new(Box::new(stream) as BoxedStream, max_packet))
     }
 
     async fn setup(&mut self) -> Result<(), BackendError> {

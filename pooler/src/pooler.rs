@@ -78,7 +78,8 @@ impl Pooler {
                 self.config.max_client_sessions
             );
             tracing::warn!(pool = name, peer, "{message}");
-            let _ = conn.send(&mut Sequence::new(), &packets::err(ER_CON_COUNT, b"08004", &message)).await;
+            let _ =
+                conn.send(&mut Sequence::new(), &packets::err_before_handshake(ER_CON_COUNT, &message)).await;
             return;
         };
         let server_version = match self.pool.server_version().await {
@@ -86,8 +87,9 @@ impl Pooler {
             Err(error) => {
                 let message = format!("the pool cannot reach its backend: {error}");
                 tracing::warn!(pool = name, peer, "{message}");
-                let _ =
-                    conn.send(&mut Sequence::new(), &packets::err(ER_CON_COUNT, b"08004", &message)).await;
+                let _ = conn
+                    .send(&mut Sequence::new(), &packets::err_before_handshake(ER_CON_COUNT, &message))
+                    .await;
                 return;
             }
         };

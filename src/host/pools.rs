@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_policy::{Scheme, Target};
-use switchyard_pooler::backend::BackendSettings;
+use switchyard_pooler::backend::{BackendSettings, BackendTls};
 use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::{BoxedStream, ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
 use switchyard_vnet::Listener;
-use switchyard_vnet::dial::{DialTls, dial};
+use switchyard_vnet::dial::dial;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::tls::TlsClient;
 use tokio::net::TcpListener;
@@ -41,21 +41,20 @@ const MAX_PACKET: usize = 64 << 20;
 /// How often a pool's upkeep runs.
 const UPKEEP_PERIOD: Duration = Duration::from_secs(1);
 
-/// Dials a pool's server backend through its tenant's egress gate.
+/// Dials a pool's server backend through its tenant's egress gate (plain TCP: TLS, if any, is
+/// started by the pooler inside the MySQL handshake).
 struct EgressConnector {
     egress: Arc<Egress>,
     component: String,
     target: Target,
-    tls: Option<DialTls>,
 }
 
 impl Connector for EgressConnector {
     fn connect(&self) -> ConnectFuture<'_> {
         Box::pin(async move {
-            let dialed =
-                dial(&self.egress, &self.component, &self.target, self.tls.as_ref(), BACKEND_CONNECT_TIMEOUT)
-                    .await
-                    .map_err(std::io::Error::other)?;
+            let dialed = dial(&self.egress, &self.component, &self.target, None, BACKEND_CONNECT_TIMEOUT)
+                .await
+                .map_err(std::io::Error::other)?;
             Ok(Box::new(dialed) as BoxedStream)
         })
     }
@@ -85,22 +84,23 @@ pub async fn mount(
     let mut mounted = Vec::with_capacity(tenant.pools.len());
     for (index, pool) in tenant.pools.iter().enumerate() {
         let key = format!("tenants[{}].pools[{index}]", tenant.name);
+        let mut backend_tls = None;
         let connector: Arc<dyn Connector> = match &pool.backend {
             Backend::Server { host, port } => {
                 let target =
                     Target::new(Scheme::parse("mysql").context("the mysql scheme")?, host.clone(), *port);
-                let tls = if pool.tls {
+                // MySQL starts TLS inside its own handshake (`SSLRequest`): the pooler does it
+                // on the plain connection the egress gate dials.
+                if pool.tls {
                     let client =
                         TlsClient::webpki().with_context(|| format!("tenant {}: {key}.tls", tenant.name))?;
-                    Some(DialTls { client, server_name: host.to_string() })
-                } else {
-                    None
-                };
+                    backend_tls =
+                        Some(BackendTls { connector: client.connector(), server_name: host.to_string() });
+                }
                 Arc::new(EgressConnector {
                     egress: workload.egress.clone(),
                     component: format!("pool {}", pool.name),
                     target,
-                    tls,
                 })
             }
             Backend::Embedded => match embedded {
@@ -111,7 +111,7 @@ pub async fn mount(
                 ),
             },
         };
-        let pooler = Pooler::new(pooler_config(&tenant.name, pool), connector);
+        let pooler = Pooler::new(pooler_config(&tenant.name, pool, backend_tls), connector);
         let listen = |ip: IpAddr| {
             let backlog = workload.network.limits().max_backlog;
             workload
@@ -142,7 +142,7 @@ pub async fn mount(
     Ok(mounted)
 }
 
-fn pooler_config(tenant: &str, pool: &config::Pool) -> PoolerConfig {
+fn pooler_config(tenant: &str, pool: &config::Pool, tls: Option<BackendTls>) -> PoolerConfig {
     PoolerConfig {
         pool: PoolConfig {
             name: format!("{tenant}/{}", pool.name),
@@ -152,6 +152,7 @@ fn pooler_config(tenant: &str, pool: &config::Pool) -> PoolerConfig {
                 database: pool.database.clone(),
                 max_packet: MAX_PACKET,
                 connect_timeout: BACKEND_OPEN_TIMEOUT,
+                tls: tls.clone(),
             },
             max_connections: pool.max_connections as usize,
             min_idle: pool.min_idle as usize,

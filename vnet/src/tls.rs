@@ -88,6 +88,12 @@ impl TlsClient {
         Ok(TlsClient { connector: TlsConnector::from(Arc::new(config)) })
     }
 
+    /// The rustls connector, for protocols that start TLS inside their own handshake (MySQL's
+    /// `SSLRequest`) rather than on a fresh connection.
+    pub fn connector(&self) -> TlsConnector {
+        self.connector.clone()
+    }
+
     /// Runs the client handshake over `stream` for `server_name`.
     pub async fn connect<S>(&self, server_name: &str, stream: S) -> Result<TlsStream<S>, TlsError>
     where

@@ -8,7 +8,7 @@
 
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse, SslRequest};
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -99,11 +99,33 @@ pub enum LoginError {
     Unsupported(String),
 }
 
-/// Logs in on a fresh connection to a backend.
+/// The server's greeting, read and checked: what the rest of the login needs.
+#[derive(Debug)]
+pub struct Greeting {
+    /// The session as it will be once logged in.
+    pub session: Session,
+    /// Capabilities the server offers.
+    pub offered: CapabilityFlags,
+    nonce: Vec<u8>,
+    method: AuthMethod,
+    version: (u16, u16, u16),
+    seq: Sequence,
+}
+
+/// Logs in on a fresh connection to a backend (no TLS).
 pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
     login: &Login<'_>,
 ) -> Result<Session, LoginError> {
+    let greeting = read_greeting(conn, login).await?;
+    authenticate(conn, greeting, login, false).await
+}
+
+/// Reads and checks the server's greeting on a fresh connection.
+pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    login: &Login<'_>,
+) -> Result<Greeting, LoginError> {
     let mut seq = Sequence::new();
     let payload = conn.read_packet(&mut seq).await?.ok_or(LoginError::Closed)?;
     if payload.first() == Some(&ERR_HEADER) {
@@ -126,17 +148,54 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     if login.database.is_some() {
         caps |= CapabilityFlags::CLIENT_CONNECT_WITH_DB;
     }
-    let session = Session {
-        caps,
-        server_version: hello.server_version_str().into_owned(),
-        connection_id: hello.connection_id(),
-    };
-    let mut nonce = hello.nonce();
-    let mut method =
-        hello.auth_plugin_name_ref().and_then(AuthMethod::from_name).unwrap_or(AuthMethod::NativePassword);
-    let version = hello.server_version_parsed().unwrap_or((5, 7, 0));
-    drop(hello);
+    Ok(Greeting {
+        session: Session {
+            caps,
+            server_version: hello.server_version_str().into_owned(),
+            connection_id: hello.connection_id(),
+        },
+        offered: hello.capabilities(),
+        nonce: hello.nonce(),
+        method: hello
+            .auth_plugin_name_ref()
+            .and_then(AuthMethod::from_name)
+            .unwrap_or(AuthMethod::NativePassword),
+        version: hello.server_version_parsed().unwrap_or((5, 7, 0)),
+        seq,
+    })
+}
 
+/// Asks the server to switch to TLS (MySQL's `SSLRequest`). The caller then runs the TLS
+/// handshake on the same stream and continues with [`authenticate`] over TLS.
+pub async fn request_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    greeting: &mut Greeting,
+    login: &Login<'_>,
+) -> Result<(), LoginError> {
+    if !greeting.offered.contains(CapabilityFlags::CLIENT_SSL) {
+        return Err(LoginError::Unsupported(format!(
+            "the server ({}) does not offer TLS, and the pool asks for it",
+            greeting.session.server_version
+        )));
+    }
+    greeting.session.caps |= CapabilityFlags::CLIENT_SSL;
+    let request = SslRequest::new(greeting.session.caps, login.max_packet, login.collation);
+    let mut out = Vec::with_capacity(32);
+    request.serialize(&mut out);
+    conn.send(&mut greeting.seq, &out).await?;
+    Ok(())
+}
+
+/// Sends the login and follows the server's auth exchange to OK. `secure` (TLS) allows
+/// `caching_sha2_password`'s full authentication, which sends the password itself.
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    greeting: Greeting,
+    login: &Login<'_>,
+    secure: bool,
+) -> Result<Session, LoginError> {
+    let Greeting { session, nonce, method, version, mut seq, .. } = greeting;
+    let (caps, mut nonce, mut method) = (session.caps, nonce, method);
     let response = HandshakeResponse::new(
         Some(method.scramble(&nonce, login.password)),
         version,
@@ -176,6 +235,12 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Some(&0x01) if method == AuthMethod::CachingSha2Password => match payload.get(1) {
                 Some(0x03) => {} // fast auth success: the OK follows
+                Some(0x04) if secure => {
+                    // Full authentication over TLS: the password itself, NUL-terminated.
+                    let mut clear = login.password.to_vec();
+                    clear.push(0);
+                    conn.send(&mut seq, &clear).await?;
+                }
                 Some(0x04) => {
                     return Err(LoginError::Unsupported(
                         "the server wants full caching_sha2_password authentication (its cache is \

@@ -97,6 +97,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         &self.stream
     }
 
+    /// The stream back, with `None` if bytes were buffered past the last packet (a peer out of
+    /// step); for switching the stream to TLS mid-handshake.
+    pub fn into_inner(self) -> Option<S> {
+        self.input.is_empty().then_some(self.stream)
+    }
+
     /// The framed stream, for writing bytes past the framing (tests of bad clients).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream

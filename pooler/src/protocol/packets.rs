@@ -73,6 +73,17 @@ pub fn err(code: u16, state: &[u8; 5], message: &str) -> Vec<u8> {
     out
 }
 
+/// An ERR packet sent instead of the greeting (too many clients, no backend): before the
+/// handshake the client's capabilities are unknown, so it carries no SQL state, as servers send
+/// it (a client would show a `#` state as part of the message).
+pub fn err_before_handshake(code: u16, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + message.len());
+    out.push(ERR_HEADER);
+    out.extend_from_slice(&code.to_le_bytes());
+    out.extend_from_slice(message.as_bytes());
+    out
+}
+
 /// Appends `n` as a length-encoded integer.
 pub fn put_lenenc(out: &mut Vec<u8>, n: u64) {
     match n {

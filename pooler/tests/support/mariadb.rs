@@ -41,6 +41,11 @@ fn is_root() -> bool {
 impl MariaDb {
     /// A fresh server in `target/tmp/<name>` (for a test that must kill and restart its own).
     pub fn start(name: &str) -> Result<MariaDb, String> {
+        Self::start_with(name, &[])
+    }
+
+    /// As [`MariaDb::start`], with extra `mariadbd` options (e.g. `--ssl-cert=...`).
+    pub fn start_with(name: &str, options: &[String]) -> Result<MariaDb, String> {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let dir = base.join(name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -63,7 +68,8 @@ impl MariaDb {
         let server = format!(
             "mariadbd --no-defaults --datadir={data} --socket={socket} --port={port} --bind-address=127.0.0.1 \
              --pid-file={dir}/mysqld.pid --log-error={dir}/error.log --user={user} --max-connections=2000 \
-             --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --skip-log-bin --max-allowed-packet=64M",
+             --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --skip-log-bin --max-allowed-packet=64M {options}",
+            options = options.join(" "),
             data = data.display(),
             socket = socket.display(),
             dir = dir.display(),

@@ -45,6 +45,7 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
                 database: Some(tenant.database.clone()),
                 max_packet: 64 << 20,
                 connect_timeout: Duration::from_secs(5),
+                tls: None,
             },
             max_connections,
             min_idle: 0,

@@ -267,6 +267,21 @@ impl BackendConn {
         }
     }
 
+    /// Makes `schema` the connection's default schema (`COM_INIT_DB`): `Ok(Err(..))` with the
+    /// server's error code and message when the server refuses it.
+    pub async fn use_schema(&mut self, schema: &str) -> Result<Result<(), (u16, String)>, BackendError> {
+        let outcome = self.command(Command::COM_INIT_DB, schema.as_bytes(), Expect::Ok).await?;
+        match outcome.error {
+            Some(error) => Ok(Err(error)),
+            None => {
+                if outcome.changes.schema.is_none() {
+                    self.set_schema(schema.to_owned());
+                }
+                Ok(Ok(()))
+            }
+        }
+    }
+
     /// Sends a command of the pooler's own and drains its response, following state changes.
     async fn command(
         &mut self,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use mysql_common::constants::StatusFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
@@ -102,11 +103,11 @@ impl Pooler {
         };
         let accepted = tokio::time::timeout(
             self.config.handshake_timeout,
-            server_handshake::accept(&mut conn, &greeting),
+            server_handshake::authenticate(&mut conn, &greeting),
         )
         .await;
-        let hello = match accepted {
-            Ok(Ok(hello)) => hello,
+        let (hello, mut seq) = match accepted {
+            Ok(Ok(accepted)) => accepted,
             Ok(Err(error)) => {
                 if !matches!(error, HandshakeError::Closed) {
                     self.pool.stats().error(ErrorKind::ClientProtocol);
@@ -125,6 +126,20 @@ impl Pooler {
                 return;
             }
         };
+        // A schema other than the pool's own is checked now, so that a wrong one fails the
+        // login as it would on the server, not the client's first statement.
+        if let Some(schema) = hello.database.as_deref()
+            && Some(schema) != self.config.pool.backend.database.as_deref()
+            && let Err((code, state, message)) = self.check_schema(schema).await
+        {
+            tracing::info!(pool = name, peer, schema, "client login refused: {message}");
+            let _ = conn.send(&mut seq, &packets::err(code, state, &message)).await;
+            return;
+        }
+        if conn.send(&mut seq, &packets::ok(StatusFlags::SERVER_STATUS_AUTOCOMMIT, hello.caps)).await.is_err()
+        {
+            return;
+        }
         let listed = self.pool.clients().insert(ClientRow {
             id: greeting.connection_id,
             peer: peer.to_owned(),
@@ -152,6 +167,26 @@ impl Pooler {
         loop {
             ticks.tick().await;
             self.pool.maintain().await;
+        }
+    }
+}
+
+impl Pooler {
+    /// Whether the backend lets this pool's user use `schema`: `Err` with the error code, SQL
+    /// state and message for the client (the server's own refusal, or why no connection was to
+    /// be had).
+    async fn check_schema(&self, schema: &str) -> Result<(), (u16, &'static [u8; 5], String)> {
+        let mut conn = self
+            .pool
+            .checkout(false, None)
+            .await
+            .map_err(|error| (ER_CON_COUNT, b"08004", error.to_string()))?;
+        let outcome = conn.use_schema(schema).await;
+        self.pool.release(conn).await;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((code, message))) => Err((code, b"42000", message)),
+            Err(error) => Err((ER_CON_COUNT, b"08004", error.to_string())),
         }
     }
 }

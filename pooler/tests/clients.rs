@@ -185,3 +185,34 @@ async fn caching_sha2_password_clients_log_in_by_the_fast_path() {
     let err = mysql_async::Conn::new(opts).await.expect_err("wrong password");
     assert!(err.to_string().contains("Access denied"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_named_at_login_is_checked_at_login() {
+    let tenant = server().tenant("clients_schema", "pw-schema");
+    server().root_sql(
+        "CREATE DATABASE IF NOT EXISTS clients_schema_other; \
+         GRANT ALL ON clients_schema_other.* TO 'clients_schema'@'%'; \
+         CREATE DATABASE IF NOT EXISTS clients_schema_forbidden;",
+    );
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let with_db = |db: &str| mysql_async::OptsBuilder::from_opts(published.opts()).db_name(Some(db));
+
+    // Another schema the user may use: logged in there.
+    let mut conn =
+        mysql_async::Conn::new(with_db("clients_schema_other")).await.expect("login to another schema");
+    let schema: Option<String> = conn.query_first("SELECT DATABASE()").await.expect("select");
+    assert_eq!(schema.as_deref(), Some("clients_schema_other"));
+    drop(conn);
+    // One it may not use, or that does not exist: the login itself fails with the server's error.
+    for (db, expected) in [
+        ("clients_schema_forbidden", "Access denied for user 'clients_schema'"),
+        ("clients_schema_missing", "clients_schema_missing"),
+    ] {
+        let err = mysql_async::Conn::new(with_db(db)).await.expect_err("a schema the server refuses");
+        assert!(err.to_string().contains(expected), "{db}: {err}");
+    }
+    // The pool's own schema still works, on the same (single) backend connection.
+    let mut conn = published.conn().await;
+    let schema: Option<String> = conn.query_first("SELECT DATABASE()").await.expect("select");
+    assert_eq!(schema.as_deref(), Some("clients_schema"));
+}

@@ -103,12 +103,23 @@ pub enum HandshakeError {
     },
 }
 
-/// Runs the handshake on a fresh client connection. On failure the client has been sent the
-/// ERR that says why, where the connection still works.
+/// Runs the handshake on a fresh client connection, through the final OK. On failure the
+/// client has been sent the ERR that says why, where the connection still works.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
     greeting: &Greeting,
 ) -> Result<Client, HandshakeError> {
+    let (client, mut seq) = authenticate(conn, greeting).await?;
+    conn.send(&mut seq, &packets::ok(StatusFlags::SERVER_STATUS_AUTOCOMMIT, client.caps)).await?;
+    Ok(client)
+}
+
+/// Runs the handshake up to a verified password, without the final OK: the caller sends OK
+/// (or an ERR, e.g. for a schema the backend refuses) with the returned sequence.
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    greeting: &Greeting,
+) -> Result<(Client, Sequence), HandshakeError> {
     let nonce = nonce()?;
     let mut seq = Sequence::new();
     let mut scramble_2 = nonce[8..].to_vec();
@@ -173,10 +184,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(HandshakeError::AccessDenied { user });
     }
     if method == AuthMethod::CachingSha2Password {
+        // The pooler holds the password, so the fast path always decides: there is no cold
+        // cache that full authentication would fill.
         conn.write_packet(&mut seq, &[0x01, 0x03]).await?; // fast auth success
     }
-    conn.send(&mut seq, &packets::ok(StatusFlags::SERVER_STATUS_AUTOCOMMIT, caps)).await?;
-    Ok(Client { caps, collation, user, database, nonce })
+    Ok((Client { caps, collation, user, database, nonce }, seq))
 }
 
 fn nonce_with_nul(nonce: &[u8]) -> Vec<u8> {

@@ -1,7 +1,8 @@
 //! Guests that misbehave on purpose (`examples/socket-hog`) hit their own tenant's limits, with
 //! an error in the guest and a log line naming the tenant and the limit, while another tenant's
 //! requests go on as before: one takes sockets until `limits.max_sockets`, one binds every port,
-//! one fills a listener's backlog that it never accepts from.
+//! one fills a listener's backlog that it never accepts from, one writes to a peer that never
+//! reads.
 
 mod support;
 
@@ -58,6 +59,13 @@ tenants:
         kind: service
         wasm: {hog}
         env: {{ HOG_MODE: backlog }}
+  - name: hog-flood
+    allowed_hosts: []
+    components:
+      - name: hog
+        kind: service
+        wasm: {hog}
+        env: {{ HOG_MODE: flood }}
 "#
     );
     let switchyard = Switchyard::start("guest_limits", admin, &config);
@@ -87,6 +95,28 @@ tenants:
         backlog.contains("connects queued, then") && backlog.to_lowercase().contains("refused"),
         "{backlog}"
     );
+
+    // Flood: writing to a peer that never reads stops at the stream window (256 KiB, plus the
+    // 16 KiB chunk that found it full), and stays stopped.
+    let flooded = |log: &str| {
+        log.lines()
+            .filter_map(|l| {
+                l.strip_prefix("socket-hog: flood: ")?.strip_suffix(" bytes written")?.parse::<usize>().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    switchyard.wait_for_log("socket-hog: flood: 16384 bytes written", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let first = flooded(&switchyard.log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = switchyard.log();
+    assert_eq!(flooded(&later), first, "the flood kept going");
+    assert!(
+        (16 << 10..=(256 + 16) << 10).contains(&first),
+        "{first} bytes buffered for a reader that never reads"
+    );
+    assert!(!later.contains("without blocking") && !later.contains("write failed"), "{later}");
 
     // Meanwhile, with the hogs holding everything they took, the good tenant answers promptly.
     for i in 0..20 {

@@ -7,6 +7,9 @@
 //!   socket cap), or all 65,535 are taken; then asks for any port once more.
 //! - `backlog` — listens on `127.0.0.1:7100` with the default backlog, never accepts, and
 //!   connects to itself until a connect fails (the backlog is full).
+//! - `flood` — listens on `127.0.0.1:7200`, never accepts (so never reads), connects to itself
+//!   and writes 16 KiB chunks, printing `socket-hog: flood: <n> bytes written` after each, until
+//!   a write blocks for good on the full stream window.
 //!
 //! It prints one line with what it got (`socket-hog: <mode>: <n> ..., then <error>`), then holds
 //! everything for `HOG_HOLD_SECONDS` (default 600) and exits.
@@ -74,8 +77,31 @@ fn main() {
                 outcome
             }
         },
+        "flood" => {
+            use std::io::Write;
+            let listener = TcpListener::bind("127.0.0.1:7200");
+            let stream = TcpStream::connect("127.0.0.1:7200");
+            match (listener, stream) {
+                (Ok(listener), Ok(mut stream)) => {
+                    kept_listeners.push(listener);
+                    let chunk = [0x46u8; 16 * 1024];
+                    let mut written = 0usize;
+                    // Bounded: 64 MiB at most, far past any window; a write blocks long before.
+                    for _ in 0..4096 {
+                        if let Err(e) = stream.write_all(&chunk) {
+                            println!("socket-hog: flood: write failed after {written} bytes: {e}");
+                            break;
+                        }
+                        written += chunk.len();
+                        println!("socket-hog: flood: {written} bytes written");
+                    }
+                    format!("{written} bytes written without blocking")
+                }
+                (listener, stream) => format!("cannot set up: {:?} {:?}", listener.err(), stream.err()),
+            }
+        }
         other => {
-            eprintln!("socket-hog: unknown HOG_MODE `{other}` (sockets, bind or backlog)");
+            eprintln!("socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog or flood)");
             std::process::exit(2);
         }
     };

@@ -169,6 +169,8 @@ pub struct Forward {
     pub connect_timeout: Duration,
     /// Connections open at once through this forward.
     pub max_connections: u32,
+    /// A connection with no byte moving either way for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// TLS origination for a forward.

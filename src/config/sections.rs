@@ -177,7 +177,9 @@ fn restart(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Restart
     Some(r)
 }
 
-const FORWARD_KEYS: &[&str] = &["port", "to", "tls", "connect_timeout", "max_connections"];
+const FORWARD_KEYS: &[&str] = &["port", "to", "tls", "connect_timeout", "max_connections", "idle_timeout"];
+/// A forwarded connection idle (no byte either way) this long is closed, unless configured.
+const FORWARD_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const TLS_KEYS: &[&str] = &["server_name", "ca"];
 
 /// Decodes one forward: `"PORT:HOST:PORT"` or the long form.
@@ -200,6 +202,7 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
                 tls: None,
                 connect_timeout: defaults.0,
                 max_connections: defaults.1,
+                idle_timeout: FORWARD_IDLE_TIMEOUT,
             }),
             Err(message) => {
                 d.error(path, message);
@@ -221,6 +224,7 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
     let connect_timeout = f.or(d, "connect_timeout", defaults.0, duration);
     let max_connections =
         f.or(d, "max_connections", defaults.1, |d, v, p| positive(d, v, p, "a number of connections"));
+    let idle_timeout = f.or(d, "idle_timeout", FORWARD_IDLE_TIMEOUT, duration);
     let (host, to_port) = to?;
     Some(Forward {
         port: guest?,
@@ -229,6 +233,7 @@ pub fn forward(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
         tls: tls?,
         connect_timeout: connect_timeout?,
         max_connections: max_connections?,
+        idle_timeout: idle_timeout?,
     })
 }
 

@@ -183,7 +183,7 @@ fn long_and_short_forwards_decode_alike() {
     allowed_hosts: ["tcp://db.internal", "tcp://[2001:db8::1]:5432"]
     forwards:
       - "5432:db.internal:5432"
-      - {port: 5433, to: "[2001:db8::1]:5432", tls: true, connect_timeout: 250ms, max_connections: 2}
+      - {port: 5433, to: "[2001:db8::1]:5432", tls: true, connect_timeout: 250ms, max_connections: 2, idle_timeout: 90s}
 "#;
     let t = &load_ok(text).config.tenants[0];
     assert_eq!((t.forwards[0].port, t.forwards[0].to_port), (5432, 5432));
@@ -191,6 +191,8 @@ fn long_and_short_forwards_decode_alike() {
     assert_eq!(t.forwards[1].host.to_string(), "[2001:db8::1]");
     assert!(t.forwards[1].tls.is_some());
     assert_eq!(t.forwards[1].connect_timeout, std::time::Duration::from_millis(250));
+    assert_eq!(t.forwards[1].idle_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(t.forwards[0].idle_timeout, std::time::Duration::from_secs(3600), "the default");
 }
 
 #[test]

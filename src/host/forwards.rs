@@ -38,6 +38,7 @@ pub fn mount(tenant: &Tenant, workload: &Workload, base: &Path) -> anyhow::Resul
             tls,
             connect_timeout: forward.connect_timeout,
             max_connections: forward.max_connections as usize,
+            idle_timeout: Some(forward.idle_timeout),
         };
         let forward = Forward::mount(&workload.network, workload.egress.clone(), spec)
             .with_context(|| format!("tenant {}: {key}", tenant.name))?;

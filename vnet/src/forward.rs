@@ -42,6 +42,9 @@ pub struct ForwardSpec {
     pub connect_timeout: Duration,
     /// Connections relayed at once; more are closed on accept, with a log line.
     pub max_connections: usize,
+    /// A relayed connection in which no byte moved either way for this long is closed on both
+    /// sides, with a log line (`None`: never).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// TLS origination of a forward.
@@ -151,7 +154,23 @@ async fn forward_one(
     let (stream, _guard) = connection.into_parts();
     let component = format!("forward :{}", spec.port);
     match dial(&egress, &component, &forward_target(&spec), spec.tls.as_ref(), spec.connect_timeout).await {
-        Ok(remote) => Some(relay(remote, stream).await),
+        Ok(remote) => {
+            let relayed = relay(remote, stream, spec.idle_timeout).await;
+            if relayed.idle_closed {
+                tracing::warn!(
+                    target: "switchyard::forward",
+                    tenant = egress.workload(),
+                    port = spec.port,
+                    %from,
+                    target = %forward_target(&spec),
+                    "forwarded connection closed: no byte either way for {:?} (idle_timeout); {} bytes sent, {} received",
+                    spec.idle_timeout.unwrap_or_default(),
+                    relayed.to_remote,
+                    relayed.to_guest,
+                );
+            }
+            Some(relayed)
+        }
         Err(why) => {
             tracing::warn!(
                 target: "switchyard::forward",

@@ -41,7 +41,7 @@ async fn relay_keeps_bytes_and_half_close_in_both_directions() {
     let gate = egress(&[&format!("tcp://127.0.0.1:{}", addr.port())]);
     let remote = gate.connect_tcp("web", addr).await.expect("allowed connect");
     let (mut guest, host_end) = duplex(4096);
-    let relayed = tokio::spawn(relay(remote, host_end));
+    let relayed = tokio::spawn(relay(remote, host_end, None));
 
     let request: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     guest.write_all(&request).await.expect("guest write");
@@ -71,7 +71,7 @@ async fn relay_stops_when_the_guest_drops_its_reader() {
     let gate = egress(&[&format!("tcp://127.0.0.1:{}", addr.port())]);
     let remote = gate.connect_tcp("web", addr).await.expect("allowed connect");
     let (guest, host_end) = duplex(4096);
-    let relayed = tokio::spawn(relay(remote, host_end));
+    let relayed = tokio::spawn(relay(remote, host_end, None));
     drop(guest);
     tokio::time::timeout(Duration::from_secs(5), relayed)
         .await

@@ -86,6 +86,7 @@ fn spec(port: u16, host: &str, to_port: u16) -> ForwardSpec {
         tls: None,
         connect_timeout: Duration::from_secs(2),
         max_connections: 8,
+        idle_timeout: None,
     }
 }
 
@@ -315,6 +316,10 @@ async fn a_down_silent_or_unresolvable_target_fails_within_its_timeout_and_other
     tls.tls = Some(ForwardTls { client, server_name: "db.test".to_owned() });
     let _silent = mount(tls);
     let _missing = mount(spec(6003, "missing.test", 5432));
+    // Plain TCP to the silent target connects fine; its idle timeout closes the relay.
+    let mut idle = spec(6004, "127.0.0.1", silent);
+    idle.idle_timeout = Some(Duration::from_millis(300));
+    let _idle = mount(idle);
 
     // Each faulty forward closes the guest's connection, at once or when its timeout runs out.
     let slack = Duration::from_secs(2);
@@ -342,4 +347,8 @@ async fn a_down_silent_or_unresolvable_target_fails_within_its_timeout_and_other
     let (answer, took) = silent_exchange.await.expect("join");
     assert_eq!(answer, b"");
     assert!(took >= timeout && took < timeout + slack, "the silent TLS target took {took:?}");
+    let started = std::time::Instant::now();
+    assert_eq!(exchange_with_failing_forward(&s.network, 6004, b"hello").await, b"");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < slack, "the idle relay was closed after {took:?}");
 }

@@ -285,7 +285,8 @@ impl GuestNetView<'_> {
             })?;
             let local = stream.local_addr().unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
             let (guest_end, host_end) = duplex(capacity);
-            tokio::spawn(relay(stream, host_end));
+            // The guest owns this connection like a socket of its own: no idle timeout.
+            tokio::spawn(relay(stream, host_end, None));
             Ok(Ready { stream: guest_end, local, peer: remote, guard: ConnectionGuard::leaving(slot) })
         }))
     }

@@ -1,6 +1,7 @@
 //! A private MariaDB server for tests: its own datadir, socket and port under the target
 //! directory, started once per test binary from the system's `mariadbd`, and stopped by a
-//! watchdog when the test process exits (tests never leave a server behind).
+//! watchdog when the test process exits, which then removes the datadir (tests never leave a
+//! server or its data behind).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -74,11 +75,13 @@ impl MariaDb {
             socket = socket.display(),
             dir = dir.display(),
         );
-        // The watchdog ends the server when this test process is gone.
+        // The watchdog ends the server when this test process is gone, and then removes its
+        // datadir (the error log stays); a server killed by the test itself is left for restart().
         let command = format!(
             "exec 0</dev/null; {server} & server=$!; echo $server > {dir}/server.pid; \
              while kill -0 {test} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; \
-             kill $server 2>/dev/null; wait $server",
+             kill $server 2>/dev/null; wait $server; \
+             if ! kill -0 {test} 2>/dev/null; then rm -rf {dir}/data; fi",
             dir = dir.display(),
             test = std::process::id()
         );

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use support::{Published, config, publish, server};
-use switchyard_pooler::protocol::client_handshake::{self, Login};
-use switchyard_pooler::protocol::framing::{PacketConn, Sequence};
+use switchyard_pooler::protocol::framing::Sequence;
 use switchyard_pooler::stats::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,23 +18,6 @@ use tokio::net::TcpStream;
 const TIMEOUT: Duration = Duration::from_millis(800);
 /// The largest packet the test pooler accepts from a client.
 const MAX_PACKET: usize = 64 << 10;
-
-/// A raw client logged in with the pooler's own client handshake.
-async fn logged_in(published: &Published) -> PacketConn<TcpStream> {
-    let stream = TcpStream::connect(published.addr).await.expect("connect");
-    let mut raw = PacketConn::new(stream, 1 << 20);
-    let tenant = &published.tenant;
-    let login = Login {
-        user: &tenant.user,
-        password: tenant.password.as_bytes(),
-        database: Some(&tenant.database),
-        collation: 45,
-        found_rows: false,
-        max_packet: 1 << 20,
-    };
-    client_handshake::login(&mut raw, &login).await.expect("raw login");
-    raw
-}
 
 /// Reads what the pooler sends until it closes the connection (bounded by `within`); the bytes
 /// read. Panics if the connection is still open after `within`.
@@ -133,7 +115,7 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     assert!(started.elapsed() < slack, "the trickling handshake was not cut off");
 
     // Logged in, then one byte of a command every 200 ms: ERR 1159, closed.
-    let mut slow = logged_in(&published).await;
+    let mut slow = published.raw_login().await;
     let started = Instant::now();
     let mut sent_all = true;
     for byte in [9u8, 0, 0, 0, 3, b'S', b'E', b'L', b'E', b'C', b'T'] {
@@ -148,13 +130,13 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     assert!(started.elapsed() < TIMEOUT + slack, "the slow client held on for {:?}", started.elapsed());
 
     // A packet out of sequence: ERR (bad packet), closed.
-    let mut out_of_order = logged_in(&published).await;
+    let mut out_of_order = published.raw_login().await;
     out_of_order.get_mut().write_all(&[1, 0, 0, 7, 0x0e]).await.expect("send");
     let reply = read_until_closed(out_of_order.get_mut(), slack).await;
     assert!(has_err(&reply, "bad packet"), "{}", String::from_utf8_lossy(&reply));
 
     // Larger than the pooler accepts: ERR naming the limit, closed, nothing buffered for it.
-    let mut oversized = logged_in(&published).await;
+    let mut oversized = published.raw_login().await;
     let big = MAX_PACKET + 1;
     let header = (big as u32).to_le_bytes();
     oversized.get_mut().write_all(&[header[0], header[1], header[2], 0, 0x03]).await.expect("send header");
@@ -162,12 +144,12 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     assert!(has_err(&reply, "bad packet"), "{}", String::from_utf8_lossy(&reply));
 
     // Truncated: a header announcing 100 bytes, 3 sent, then the client goes away.
-    let mut truncated = logged_in(&published).await;
+    let mut truncated = published.raw_login().await;
     truncated.get_mut().write_all(&[100, 0, 0, 0, 0x03, b'S', b'E']).await.expect("send");
     drop(truncated);
 
     // Malformed commands: each gets an ERR and the session goes on.
-    let mut malformed = logged_in(&published).await;
+    let mut malformed = published.raw_login().await;
     for payload in [
         &[][..],                             // empty command
         &[0x17, 0xff, 0xff, 0xff, 0x7f][..], // COM_STMT_EXECUTE of an unknown statement

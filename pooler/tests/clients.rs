@@ -8,8 +8,7 @@ use std::process::Command;
 
 use mysql_async::prelude::*;
 use support::{config, publish, server};
-use switchyard_pooler::protocol::client_handshake::{self, Login};
-use switchyard_pooler::protocol::framing::{PacketConn, Sequence};
+use switchyard_pooler::protocol::framing::Sequence;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_async_text_binary_and_transactions() {
@@ -145,17 +144,7 @@ async fn wrong_password_unknown_commands_and_local_infile_are_refused() {
     drop(conn);
 
     // The pooler's own client handshake logs in; then commands no pooler should forward.
-    let stream = tokio::net::TcpStream::connect(published.addr).await.expect("connect");
-    let mut raw = PacketConn::new(stream, 1 << 20);
-    let login = Login {
-        user: &tenant.user,
-        password: tenant.password.as_bytes(),
-        database: Some(&tenant.database),
-        collation: 45,
-        found_rows: false,
-        max_packet: 1 << 20,
-    };
-    client_handshake::login(&mut raw, &login).await.expect("raw login");
+    let mut raw = published.raw_login().await;
     for command in [0x0Cu8 /* PROCESS_KILL */, 0x12 /* BINLOG_DUMP */, 0x1D /* DAEMON */, 0x99] {
         let mut seq = Sequence::new();
         raw.send(&mut seq, &[command, 1, 0, 0, 0]).await.expect("send");

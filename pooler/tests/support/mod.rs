@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use switchyard_pooler::backend::BackendSettings;
 use switchyard_pooler::protocol::auth::AuthMethod;
+use switchyard_pooler::protocol::client_handshake::{self, Login};
+use switchyard_pooler::protocol::framing::PacketConn;
 use switchyard_pooler::{ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -88,6 +90,23 @@ impl Published {
     pub fn opts(&self) -> mysql_async::Opts {
         let opts = mysql_async::Opts::from_url(&self.url()).expect("url");
         mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).into()
+    }
+
+    /// A raw client logged in with the pooler's own client handshake, for tests that send
+    /// packets no driver would.
+    pub async fn raw_login(&self) -> PacketConn<TcpStream> {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let mut raw = PacketConn::new(stream, 1 << 20);
+        let login = Login {
+            user: &self.tenant.user,
+            password: self.tenant.password.as_bytes(),
+            database: Some(&self.tenant.database),
+            collation: 45,
+            found_rows: false,
+            max_packet: 1 << 20,
+        };
+        client_handshake::login(&mut raw, &login).await.expect("raw login");
+        raw
     }
 
     /// A fresh `mysql_async` connection.

@@ -38,7 +38,8 @@ impl Telemetry {
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal());
-        let traces = match export_requested() {
+        let requested = export_requested();
+        let traces = match requested {
             Some(var) => Some(otlp_provider().with_context(|| format!("{var}: cannot export traces"))?),
             None => None,
         };
@@ -46,7 +47,7 @@ impl Telemetry {
             .as_ref()
             .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("switchyard")));
         tracing_subscriber::registry().with(filter).with(logs).with(layer).init();
-        if let Some(var) = export_requested() {
+        if let Some(var) = requested {
             tracing::info!("exporting traces over OTLP/HTTP ({var} is set)");
         }
         Ok(Telemetry { traces })

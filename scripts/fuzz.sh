@@ -2,7 +2,8 @@
 # Runs every cargo-fuzz target in fuzz/ for a bounded time (FUZZ_SECONDS each, default 60) on
 # the nightly toolchain, starting from the committed seeds (fuzz/seeds/<target>); new inputs go
 # to the ignored fuzz/corpus/<target>. A crash fails the run after every target has had its turn;
-# the reproducer stays in fuzz/artifacts/<target>/ and its path is printed.
+# the reproducer stays in fuzz/artifacts/<target>/ and its path is printed (a target that fails
+# with no reproducer, e.g. one that does not build, is reported as such).
 # scripts/test.sh calls this; it can also run alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,15 @@ for target in $(cargo +nightly fuzz list); do
     fi
 done
 if [ "${#failed[@]}" -ne 0 ]; then
-    echo "fuzzing found a crash in: ${failed[*]}; reproducers:" >&2
-    for target in "${failed[@]}"; do ls -1 "$PWD/artifacts/$target/" 2>/dev/null | sed "s|^|  $PWD/artifacts/$target/|" >&2; done
-    echo "replay one with: cd fuzz && cargo +nightly fuzz run <target> artifacts/<target>/<file>" >&2
+    for target in "${failed[@]}"; do
+        reproducers=$(ls -1 "$PWD/artifacts/$target/" 2>/dev/null | sed "s|^|  $PWD/artifacts/$target/|")
+        if [ -n "$reproducers" ]; then
+            echo "fuzzing found a crash in $target; reproducers:" >&2
+            echo "$reproducers" >&2
+        else
+            echo "fuzzing $target failed without a reproducer (a build or run error, printed above)" >&2
+        fi
+    done
+    echo "replay a reproducer with: cd fuzz && cargo +nightly fuzz run <target> artifacts/<target>/<file>" >&2
     exit 1
 fi

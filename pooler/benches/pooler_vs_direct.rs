@@ -30,6 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "../../vnet/benches/support/counting.rs"]
 mod counting;
+#[path = "../../vnet/benches/support/cpu.rs"]
+mod cpu;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
@@ -77,13 +79,14 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
     per_second: f64,
-    avg_ms: f64,
+    events_per_second: f64,
     percentile_ms: f64,
 }
 
-fn sysbench(addr: SocketAddr, args: &[&str]) -> Run {
+/// Runs sysbench's `script` (a bundled test name or a path) against `addr`.
+fn sysbench(script: &str, addr: SocketAddr, args: &[&str]) -> Run {
     let out = Command::new("sysbench")
-        .arg("oltp_point_select")
+        .arg(script)
         .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1", "--table-size=10000"])
         .arg(format!("--mysql-port={}", addr.port()))
         .arg(format!("--mysql-user={USER}"))
@@ -101,7 +104,7 @@ fn sysbench(addr: SocketAddr, args: &[&str]) -> Run {
                 let rest = l.trim_start()[label.len()..].trim();
                 let value =
                     rest.split_whitespace().find_map(|w| w.trim_start_matches('(').parse::<f64>().ok());
-                if label == "queries:" {
+                if label == "queries:" || label == "transactions:" {
                     rest.split('(')
                         .nth(1)
                         .and_then(|p| p.split_whitespace().next())
@@ -114,7 +117,7 @@ fn sysbench(addr: SocketAddr, args: &[&str]) -> Run {
     };
     Run {
         per_second: field("queries:"),
-        avg_ms: field("avg:"),
+        events_per_second: field("transactions:"),
         percentile_ms: text
             .lines()
             .find(|l| l.trim_start().contains("percentile:"))
@@ -195,6 +198,34 @@ async fn hold_sessions(addr: SocketAddr, count: usize) {
     .await;
 }
 
+/// Runs `run` (which returns a rate per second), prints the rate and the CPU time per `unit` of
+/// the clients (this process's children, waited for by `run`), the pooler (this process) and
+/// `mariadbd` (process `mariadbd`); returns the rate.
+fn measured(label: &str, unit: &str, mariadbd: u32, run: &mut dyn FnMut() -> f64) -> f64 {
+    let before = (cpu::of_waited_children(), cpu::of_self(), cpu::of(mariadbd));
+    let start = std::time::Instant::now();
+    let rate = run();
+    let units = rate * start.elapsed().as_secs_f64();
+    let per_unit = |spent: Duration| spent.as_secs_f64() * 1e6 / units.max(1.0);
+    println!(
+        "   {label:<31} {rate:>9.0}/s   CPU per {unit}: client {:>4.0} us, pooler {:>4.0} us, mariadbd {:>4.0} us",
+        per_unit(cpu::of_waited_children() - before.0),
+        per_unit(cpu::of_self() - before.1),
+        per_unit(cpu::of(mariadbd) - before.2),
+    );
+    rate
+}
+
+/// Runs `run` while watching how many connections MariaDB has for the bench user; returns its
+/// result and the most connections seen.
+fn watching_connections(run: impl FnOnce() -> f64) -> (f64, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = support::server().watch_connections(USER, stop.clone(), Duration::from_millis(100));
+    let result = run();
+    stop.store(true, Ordering::Relaxed);
+    (result, watcher.join().expect("watcher"))
+}
+
 fn seconds() -> String {
     std::env::var("BENCH_SECONDS").unwrap_or_else(|_| "10".to_owned())
 }
@@ -224,7 +255,7 @@ fn main() {
     }
     let server = support::server();
     server.tenant(USER, PASSWORD);
-    server.root_sql("SET GLOBAL max_connections = 3000");
+    server.root_sql("SET GLOBAL max_connections = 3000, GLOBAL thread_cache_size = 256");
     let direct = server.addr;
     // The pooler runs as in `switchyard up`: on one single-threaded runtime of its own.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -252,18 +283,23 @@ fn main() {
         .expect("sysbench prepare");
     assert!(prepared.success(), "sysbench prepare failed");
 
+    let mariadbd = server.pid().expect("the mariadbd process");
+    let measure = |label: &str, unit: &str, run: &mut dyn FnMut() -> f64| -> f64 {
+        measured(label, unit, mariadbd, run)
+    };
+    let time = time.as_str();
+    let point_select = |addr: SocketAddr| sysbench("oltp_point_select", addr, &["--threads=64", time, "run"]);
+
     println!("1. oltp_point_select, 64 threads, {}s each", seconds());
-    let d = sysbench(direct, &["--threads=64", &time, "run"]);
-    let p = sysbench(pooled, &["--threads=64", &time, "run"]);
-    println!("   direct (64 connections):        {:>9.0} q/s  avg {:.3} ms", d.per_second, d.avg_ms);
-    println!("   pooler (8 backend connections): {:>9.0} q/s  avg {:.3} ms", p.per_second, p.avg_ms);
-    println!("   ratio pooler / direct: {:.2}x (goal >= 0.8x)", p.per_second / d.per_second);
+    let d = measure("direct (64 connections)", "query", &mut || point_select(direct).per_second);
+    let p = measure("pooler (8 backend connections)", "query", &mut || point_select(pooled).per_second);
+    println!("   ratio pooler / direct: {:.2}x (goal >= 0.8x)", p / d);
 
     println!("2. latency added per query, 1 thread");
     for percentile in ["50", "99"] {
-        let args = ["--threads=1", &time, &format!("--percentile={percentile}"), "run"];
-        let d = sysbench(direct, &args);
-        let p = sysbench(pooled, &args);
+        let args = ["--threads=1", time, &format!("--percentile={percentile}"), "run"];
+        let d = sysbench("oltp_point_select", direct, &args);
+        let p = sysbench("oltp_point_select", pooled, &args);
         println!(
             "   p{percentile}: direct {:.3} ms, pooler {:.3} ms, added {:.0} us{}",
             d.percentile_ms,
@@ -274,25 +310,19 @@ fn main() {
     }
 
     println!("3. connect per request, 64 clients");
-    let d = connect_per_request(direct, 64);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watch = stop.clone();
-    let watcher = std::thread::spawn(move || {
-        let mut max = 0;
-        for _ in 0..100_000 {
-            max = max.max(support::server().connections_of(USER));
-            if watch.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        max
-    });
-    let p = connect_per_request(pooled, 64);
-    stop.store(true, Ordering::Relaxed);
-    let max_seen = watcher.join().expect("watcher");
-    println!("   direct: {d:>9.0} requests/s");
-    println!("   pooler: {p:>9.0} requests/s, MariaDB saw at most {max_seen} connections (goal <= 8)");
+    println!("   sysbench (libmariadb), connect + point select + disconnect:");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/connect_per_request.lua");
+    let reconnecting = |addr: SocketAddr| sysbench(script, addr, &["--threads=64", time, "run"]);
+    let d = measure("direct", "request", &mut || reconnecting(direct).events_per_second);
+    let (p, max_seen) =
+        watching_connections(|| measure("pooler", "request", &mut || reconnecting(pooled).events_per_second));
+    println!("   MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
+    println!("   ratio pooler / direct: {:.2}x (goal >= 3x)", p / d);
+    println!("   mysql_async, connect + prepared point select + quit:");
+    let d = measure("direct", "request", &mut || connect_per_request(direct, 64));
+    let (p, max_seen) =
+        watching_connections(|| measure("pooler", "request", &mut || connect_per_request(pooled, 64)));
+    println!("   MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
     println!("   ratio pooler / direct: {:.2}x (goal >= 3x)", p / d);
 
     println!("4. memory per idle client session");

@@ -161,18 +161,7 @@ fn main() {
     let heap_before = counting::allocated();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let watch = stop.clone();
-    let watcher = std::thread::spawn(move || {
-        let mut max = 0;
-        for _ in 0..1_000_000 {
-            max = max.max(support::server().connections_of(USER));
-            if watch.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        max
-    });
+    let watcher = support::server().watch_connections(USER, stop.clone(), Duration::from_millis(200));
     let mut child = Command::new(std::env::current_exe().expect("this binary"))
         .args(["--clients", &pooled.to_string(), &sessions.to_string(), &seconds.to_string()])
         .stdout(Stdio::piped())

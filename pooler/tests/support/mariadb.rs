@@ -3,10 +3,13 @@
 //! watchdog when the test process exits, which then removes the datadir (tests never leave a
 //! server or its data behind).
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running server.
@@ -129,6 +132,11 @@ impl MariaDb {
         self.launch().unwrap_or_else(|e| panic!("cannot restart MariaDB: {e}"));
     }
 
+    /// The `mariadbd` process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("server.pid")).ok()?.trim().parse().ok()
+    }
+
     /// Runs SQL as root through the `mariadb` client on the socket; its tab-separated output.
     pub fn root_sql(&self, sql: &str) -> String {
         let out = Command::new("mariadb")
@@ -149,6 +157,44 @@ impl MariaDb {
              GRANT ALL ON {name}.* TO '{name}'@'%';"
         ));
         Tenant { user: name.to_owned(), password: password.to_owned(), database: name.to_owned() }
+    }
+
+    /// Samples the connections the server has open for `user` every `period` until `stop` is
+    /// set (at most 100,000 samples), on a thread; the most seen. One `mariadb` client stays
+    /// open for every sample, so sampling often costs the machine little while a load runs.
+    pub fn watch_connections(
+        &self,
+        user: &str,
+        stop: Arc<AtomicBool>,
+        period: Duration,
+    ) -> JoinHandle<usize> {
+        let mut client = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root", "--batch", "--skip-column-names", "--unbuffered"])
+            .arg(format!("--socket={}", self.socket.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run the mariadb client");
+        let query = format!("SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}';\n");
+        std::thread::spawn(move || {
+            let mut input = client.stdin.take().expect("the client's stdin");
+            let mut output = BufReader::new(client.stdout.take().expect("the client's stdout"));
+            let mut max = 0;
+            let mut line = String::new();
+            for _ in 0..100_000 {
+                line.clear();
+                input.write_all(query.as_bytes()).expect("ask the mariadb client");
+                output.read_line(&mut line).expect("the mariadb client's answer");
+                max = max.max(line.trim().parse().unwrap_or_else(|_| panic!("not a count: {line:?}")));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(period);
+            }
+            drop(input);
+            let _ = client.wait();
+            max
+        })
     }
 
     /// Connections the server has open for `user` now.

@@ -7,7 +7,7 @@ pub mod mariadb;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use switchyard_pooler::backend::BackendSettings;
@@ -136,22 +136,13 @@ pub async fn publish_on(backend: SocketAddr, tenant: Tenant, config: PoolerConfi
     Published { pooler, addr, tenant }
 }
 
-/// Samples the server's connection count for `user` every `period` until `stop` is set (at most
-/// 3,000 samples); the maximum seen.
+/// Samples the server's connection count for `user` every `period` until `stop` is set; the
+/// maximum seen.
 pub fn watch_connections(
     user: String,
     stop: Arc<AtomicBool>,
     period: Duration,
 ) -> tokio::task::JoinHandle<usize> {
-    tokio::task::spawn_blocking(move || {
-        let mut max = 0;
-        for _ in 0..3000 {
-            max = max.max(server().connections_of(&user));
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            std::thread::sleep(period);
-        }
-        max
-    })
+    let watcher = server().watch_connections(&user, stop, period);
+    tokio::task::spawn_blocking(move || watcher.join().expect("the connection watcher"))
 }

@@ -24,6 +24,7 @@ use crate::network::Network;
 mod lookup;
 mod streams;
 mod tcp;
+mod tcp_connect;
 
 pub use lookup::ResolveStream;
 pub use tcp::TcpSocket;

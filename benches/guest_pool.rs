@@ -1,0 +1,334 @@
+//! The pooler as its tenants reach it — from wasm guests over the virtual network — against the
+//! same guests reaching MariaDB directly through a declared forward, in the same run.
+//!
+//! `cargo bench --bench guest_pool` after the guests are built (`bash scripts/test.sh` builds
+//! them; needs `mariadbd` and `sysbench`). `BENCH_SECONDS` sets each run's length (default 10),
+//! `BENCH_CLIENTS` the guest instances running at once (default 64).
+//!
+//! One tenant, wired as `switchyard up` wires it, on one single-threaded runtime (a tenant lives
+//! on one shard): a virtual network, an egress gate whose policy allows only the MariaDB address,
+//! the pooler mounted on virtual port 3306 (8 backend connections, dialed through the gate) and a
+//! forward on virtual port 3307 to the same server. `BENCH_CLIENTS` instances of the
+//! `mysql-load` component (`mysql_async` inside the guest, over `wasi:sockets`) run at once,
+//! against 3306 (pooled) or 3307 (direct), in two modes:
+//!
+//! - `connect`: every request connects, runs one point select and quits (connect per request);
+//! - `reuse`: one connection per instance, every request one prepared point select.
+//!
+//! Printed per run: requests/s, CPU time per request of this process (guests, vnet, pooler or
+//! forward) and of `mariadbd`, and for pooled runs the most connections MariaDB saw.
+
+#[path = "../vnet/benches/support/cpu.rs"]
+mod cpu;
+#[path = "../pooler/tests/support/mariadb.rs"]
+#[allow(dead_code)] // the bench uses part of the test harness
+mod mariadb;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard_policy::{AllowedHost, BlockedNetworks, Policy, Scheme, Target, TargetHost};
+use switchyard_pooler::backend::BackendSettings;
+use switchyard_pooler::protocol::auth::AuthMethod;
+use switchyard_pooler::{BoxedStream, ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use switchyard_vnet::dial::dial;
+use switchyard_vnet::dns::Resolver;
+use switchyard_vnet::egress::Egress;
+use switchyard_vnet::forward::{Forward, ForwardSpec};
+use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
+use switchyard_vnet::{Limits, Network};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+const USER: &str = "guestbench";
+const PASSWORD: &str = "guestbench-pw";
+const POOL_PORT: u16 = 3306;
+const DIRECT_PORT: u16 = 3307;
+const BACKEND_CONNECTIONS: usize = 8;
+const TABLE_SIZE: u64 = 10_000;
+
+/// Store data of one `mysql-load` instance on the tenant's virtual network.
+struct Guest {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    net: GuestNet,
+}
+
+impl WasiView for Guest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl GuestNetState for Guest {
+    fn guest_net(&mut self) -> GuestNetView<'_> {
+        GuestNetView { net: &mut self.net, table: &mut self.table }
+    }
+}
+
+/// Dials MariaDB through the tenant's egress gate, as the host's pools do.
+struct EgressConnector {
+    egress: Arc<Egress>,
+    target: Target,
+}
+
+impl Connector for EgressConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let dialed = dial(&self.egress, "pool main", &self.target, None, Duration::from_secs(5))
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(dialed) as BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.target.to_string()
+    }
+}
+
+/// The tenant: its network and gate, the pooler on 3306 and the forward on 3307 (both served
+/// on the current runtime).
+fn tenant(server: SocketAddr) -> (Arc<Network>, Arc<Egress>) {
+    let network = Network::new("bench", Limits::default());
+    let allowed = [format!("mysql://{server}"), format!("tcp://{server}")]
+        .map(|entry| entry.parse::<AllowedHost>().expect("policy entry"));
+    let resolver = Resolver::hosts_file_only(Duration::from_secs(1)).expect("resolver");
+    let policy = Policy::new(allowed, BlockedNetworks::defaults());
+    let egress = Egress::new("bench", policy, resolver, Duration::from_secs(5));
+
+    let target =
+        Target::new(Scheme::parse("mysql").expect("scheme"), TargetHost::Addr(server.ip()), server.port());
+    let connector = Arc::new(EgressConnector { egress: egress.clone(), target });
+    let pooler = Pooler::new(pooler_config(), connector);
+    let listener = network
+        .listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POOL_PORT), 1024)
+        .expect("pool port");
+    tokio::task::spawn_local(async move {
+        loop {
+            let connection = listener.accept().await;
+            let pooler = pooler.clone();
+            let peer = connection.peer_addr().to_string();
+            tokio::task::spawn_local(async move {
+                let (stream, _guard) = connection.into_parts();
+                pooler.serve(stream, &peer).await;
+            });
+        }
+    });
+
+    let spec = ForwardSpec {
+        port: DIRECT_PORT,
+        host: TargetHost::Addr(server.ip()),
+        to_port: server.port(),
+        tls: None,
+        connect_timeout: Duration::from_secs(5),
+        max_connections: 4096,
+        idle_timeout: Some(Duration::from_secs(3600)),
+    };
+    let forward = Forward::mount(&network, egress.clone(), spec).expect("forward");
+    tokio::task::spawn_local(forward.serve());
+    (network, egress)
+}
+
+fn pooler_config() -> PoolerConfig {
+    PoolerConfig {
+        pool: PoolConfig {
+            name: "bench/main".to_owned(),
+            backend: BackendSettings {
+                user: USER.to_owned(),
+                password: PASSWORD.as_bytes().to_vec(),
+                database: Some(USER.to_owned()),
+                max_packet: 64 << 20,
+                connect_timeout: Duration::from_secs(10),
+                tls: None,
+            },
+            max_connections: BACKEND_CONNECTIONS,
+            min_idle: 0,
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            checkout_timeout: Duration::from_secs(30),
+            health_check_after: Duration::from_secs(30),
+        },
+        mode: PoolMode::Transaction,
+        max_client_sessions: 5000,
+        handshake_timeout: Duration::from_secs(10),
+        packet_timeout: Duration::from_secs(30),
+        auth_method: AuthMethod::NativePassword,
+        max_prepared_per_connection: 256,
+    }
+}
+
+fn engine(instances: u32) -> Engine {
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memory_size(64 << 20);
+    let mut config = wasmtime::Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config).expect("engine")
+}
+
+fn guest_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests/wasm32-wasip2/release/mysql-load.wasm")
+}
+
+/// Runs `clients` instances at once against virtual `port` in `mode`; total requests.
+async fn run_guests(
+    pre: &CommandPre<Guest>,
+    tenant: &(Arc<Network>, Arc<Egress>),
+    port: u16,
+    mode: &str,
+    clients: u32,
+) -> u64 {
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let env = [
+            ("DB_ADDR", format!("127.0.0.1:{port}")),
+            ("DB_USER", USER.to_owned()),
+            ("DB_PASSWORD", PASSWORD.to_owned()),
+            ("DB_NAME", USER.to_owned()),
+            ("MODE", mode.to_owned()),
+            ("SECONDS", seconds().to_string()),
+            ("TABLE_SIZE", TABLE_SIZE.to_string()),
+            ("SEED", (u64::from(client) * 101).to_string()),
+        ];
+        let stdout = MemoryOutputPipe::new(4096);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone()).inherit_stderr();
+        for (key, value) in &env {
+            wasi.env(key, value);
+        }
+        let state = Guest {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            net: GuestNet::new(tenant.0.clone(), tenant.1.clone(), "mysql-load"),
+        };
+        let pre = pre.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut store = Store::new(pre.engine(), state);
+            let command = pre.instantiate_async(&mut store).await.expect("instantiate");
+            let status = command.wasi_cli_run().call_run(&mut store).await.expect("run");
+            let output = String::from_utf8_lossy(&stdout.contents()).into_owned();
+            assert!(status.is_ok(), "mysql-load failed: {output}");
+            output
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("requests="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("mysql-load printed no count: {output}"))
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("guest task");
+    }
+    total
+}
+
+/// Figures of one run.
+struct Figures {
+    per_second: f64,
+    host_us: f64,
+    mariadb_us: f64,
+    max_connections: Option<usize>,
+}
+
+fn seconds() -> u64 {
+    std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+}
+
+fn clients() -> u32 {
+    std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("guest_pool: skipped (run with `cargo bench --bench guest_pool`)");
+        return;
+    }
+    let path = guest_path();
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; build the guests first (bash scripts/test.sh builds them)", path.display())
+    });
+    let server = mariadb::server();
+    server.tenant(USER, PASSWORD);
+    server.root_sql("SET GLOBAL max_connections = 3000, GLOBAL thread_cache_size = 256");
+    let prepared = Command::new("sysbench")
+        .arg("oltp_point_select")
+        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1"])
+        .arg(format!("--table-size={TABLE_SIZE}"))
+        .arg(format!("--mysql-port={}", server.addr.port()))
+        .args([
+            format!("--mysql-user={USER}"),
+            format!("--mysql-password={PASSWORD}"),
+            format!("--mysql-db={USER}"),
+        ])
+        .arg("prepare")
+        .stdout(Stdio::null())
+        .status()
+        .expect("sysbench prepare");
+    assert!(prepared.success(), "sysbench prepare failed");
+    let mariadbd = server.pid().expect("the mariadbd process");
+
+    let clients = clients();
+    let engine = engine(clients + 8);
+    let component = Component::new(&engine, &bytes).expect("mysql-load component");
+    let mut linker = Linker::<Guest>::new(&engine);
+    switchyard_vnet::wasi::add_to_linker(&mut linker).expect("link");
+    let pre = CommandPre::new(linker.instantiate_pre(&component).expect("pre")).expect("command");
+
+    // One shard: the tenant's guests, its pooler and its forward share one thread, as in
+    // `switchyard up`; MariaDB has the other core.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let tenant = tenant(server.addr);
+        println!("{clients} guest instances at once, {}s per run, pool of {BACKEND_CONNECTIONS}", seconds());
+        for (mode, what, goal) in [
+            ("connect", "connect + point select + quit per request", 3.0),
+            ("reuse", "one connection each, prepared point select per request", 0.8),
+        ] {
+            println!("{what}:");
+            let mut runs = Vec::new();
+            for (label, port) in [("direct (forward)", DIRECT_PORT), ("pooler", POOL_PORT)] {
+                let stop = Arc::new(AtomicBool::new(false));
+                let watcher = (port == POOL_PORT)
+                    .then(|| server.watch_connections(USER, stop.clone(), Duration::from_millis(100)));
+                let (host_before, db_before) = (cpu::of_self(), cpu::of(mariadbd));
+                let start = Instant::now();
+                let requests = run_guests(&pre, &tenant, port, mode, clients).await;
+                let elapsed = start.elapsed().as_secs_f64();
+                let per_request = |spent: Duration| spent.as_secs_f64() * 1e6 / requests.max(1) as f64;
+                stop.store(true, Ordering::Relaxed);
+                let figures = Figures {
+                    per_second: requests as f64 / elapsed,
+                    host_us: per_request(cpu::of_self() - host_before),
+                    mariadb_us: per_request(cpu::of(mariadbd) - db_before),
+                    max_connections: watcher.map(|w| w.join().expect("watcher")),
+                };
+                println!(
+                    "   {label:<17} {:>8.0} requests/s   CPU per request: host {:>5.0} us, mariadbd {:>5.0} us{}",
+                    figures.per_second,
+                    figures.host_us,
+                    figures.mariadb_us,
+                    figures
+                        .max_connections
+                        .map(|n| format!("   MariaDB saw at most {n} connections"))
+                        .unwrap_or_default()
+                );
+                runs.push(figures);
+            }
+            println!("   ratio pooler / direct: {:.2}x (goal >= {goal}x)", runs[1].per_second / runs[0].per_second);
+        }
+    });
+}

@@ -20,13 +20,14 @@
 
 #[path = "../vnet/benches/support/cpu.rs"]
 mod cpu;
+#[path = "../vnet/benches/support/guest.rs"]
+mod guest;
 #[path = "../pooler/tests/support/mariadb.rs"]
 #[allow(dead_code)] // the bench uses part of the test harness
 mod mariadb;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,13 +40,13 @@ use switchyard_vnet::dial::dial;
 use switchyard_vnet::dns::Resolver;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::forward::{Forward, ForwardSpec};
-use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
+use switchyard_vnet::wasi::GuestNet;
 use switchyard_vnet::{Limits, Network};
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use guest::{VirtualGuest, engine, load, run_command, wasi};
 
 const USER: &str = "guestbench";
 const PASSWORD: &str = "guestbench-pw";
@@ -53,25 +54,6 @@ const POOL_PORT: u16 = 3306;
 const DIRECT_PORT: u16 = 3307;
 const BACKEND_CONNECTIONS: usize = 8;
 const TABLE_SIZE: u64 = 10_000;
-
-/// Store data of one `mysql-load` instance on the tenant's virtual network.
-struct Guest {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    net: GuestNet,
-}
-
-impl WasiView for Guest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl GuestNetState for Guest {
-    fn guest_net(&mut self) -> GuestNetView<'_> {
-        GuestNetView { net: &mut self.net, table: &mut self.table }
-    }
-}
 
 /// Dials MariaDB through the tenant's egress gate, as the host's pools do.
 struct EgressConnector {
@@ -165,27 +147,9 @@ fn pooler_config() -> PoolerConfig {
     }
 }
 
-fn engine(instances: u32) -> Engine {
-    let mut pooling = PoolingAllocationConfig::default();
-    pooling
-        .total_component_instances(instances)
-        .total_core_instances(instances * 4)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
-        .total_stacks(instances)
-        .max_memory_size(64 << 20);
-    let mut config = wasmtime::Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config).expect("engine")
-}
-
-fn guest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests/wasm32-wasip2/release/mysql-load.wasm")
-}
-
 /// Runs `clients` instances at once against virtual `port` in `mode`; total requests.
 async fn run_guests(
-    pre: &CommandPre<Guest>,
+    pre: &CommandPre<VirtualGuest>,
     tenant: &(Arc<Network>, Arc<Egress>),
     port: u16,
     mode: &str,
@@ -204,23 +168,14 @@ async fn run_guests(
             ("SEED", (u64::from(client) * 101).to_string()),
         ];
         let stdout = MemoryOutputPipe::new(4096);
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdout.clone()).inherit_stderr();
-        for (key, value) in &env {
-            wasi.env(key, value);
-        }
-        let state = Guest {
-            wasi: wasi.build(),
+        let state = VirtualGuest {
+            wasi: wasi(&env, &stdout).build(),
             table: ResourceTable::new(),
             net: GuestNet::new(tenant.0.clone(), tenant.1.clone(), "mysql-load"),
         };
         let pre = pre.clone();
         tasks.push(tokio::task::spawn_local(async move {
-            let mut store = Store::new(pre.engine(), state);
-            let command = pre.instantiate_async(&mut store).await.expect("instantiate");
-            let status = command.wasi_cli_run().call_run(&mut store).await.expect("run");
-            let output = String::from_utf8_lossy(&stdout.contents()).into_owned();
-            assert!(status.is_ok(), "mysql-load failed: {output}");
+            let output = run_command(&pre, state, &stdout).await;
             output
                 .split_whitespace()
                 .find_map(|field| field.strip_prefix("requests="))
@@ -256,34 +211,16 @@ fn main() {
         println!("guest_pool: skipped (run with `cargo bench --bench guest_pool`)");
         return;
     }
-    let path = guest_path();
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; build the guests first (bash scripts/test.sh builds them)", path.display())
-    });
     let server = mariadb::server();
     server.tenant(USER, PASSWORD);
     server.root_sql("SET GLOBAL max_connections = 3000, GLOBAL thread_cache_size = 256");
-    let prepared = Command::new("sysbench")
-        .arg("oltp_point_select")
-        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1"])
-        .arg(format!("--table-size={TABLE_SIZE}"))
-        .arg(format!("--mysql-port={}", server.addr.port()))
-        .args([
-            format!("--mysql-user={USER}"),
-            format!("--mysql-password={PASSWORD}"),
-            format!("--mysql-db={USER}"),
-        ])
-        .arg("prepare")
-        .stdout(Stdio::null())
-        .status()
-        .expect("sysbench prepare");
-    assert!(prepared.success(), "sysbench prepare failed");
+    server.sysbench_table(USER, PASSWORD, TABLE_SIZE);
     let mariadbd = server.pid().expect("the mariadbd process");
 
     let clients = clients();
     let engine = engine(clients + 8);
-    let component = Component::new(&engine, &bytes).expect("mysql-load component");
-    let mut linker = Linker::<Guest>::new(&engine);
+    let component = load(&engine, Path::new(env!("CARGO_MANIFEST_DIR")), "mysql-load.wasm");
+    let mut linker = Linker::<VirtualGuest>::new(&engine);
     switchyard_vnet::wasi::add_to_linker(&mut linker).expect("link");
     let pre = CommandPre::new(linker.instantiate_pre(&component).expect("pre")).expect("command");
 

@@ -35,6 +35,8 @@ mod cpu;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
+/// Rows of sysbench's `sbtest1`.
+const TABLE_SIZE: u64 = 10_000;
 
 async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
     let config = PoolerConfig {
@@ -87,7 +89,8 @@ struct Run {
 fn sysbench(script: &str, addr: SocketAddr, args: &[&str]) -> Run {
     let out = Command::new("sysbench")
         .arg(script)
-        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1", "--table-size=10000"])
+        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1"])
+        .arg(format!("--table-size={TABLE_SIZE}"))
         .arg(format!("--mysql-port={}", addr.port()))
         .arg(format!("--mysql-user={USER}"))
         .arg(format!("--mysql-password={PASSWORD}"))
@@ -147,7 +150,7 @@ async fn connect_loop(addr: SocketAddr, clients: usize, seconds: u64) {
             let mut id = client as u64;
             while tokio::time::Instant::now() < deadline {
                 let mut conn = mysql_async::Conn::new(opts.clone()).await.expect("connect");
-                id = id * 7919 % 10_000 + 1;
+                id = id * 7919 % TABLE_SIZE + 1;
                 let _: Option<String> =
                     conn.exec_first("SELECT c FROM sbtest1 WHERE id = ?", (id,)).await.expect("select");
                 conn.disconnect().await.expect("quit");
@@ -268,20 +271,7 @@ fn main() {
     });
     let pooled = rx.recv().expect("the pooler's address");
     let time = format!("--time={}", seconds());
-    let prepared = Command::new("sysbench")
-        .arg("oltp_point_select")
-        .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1", "--table-size=10000"])
-        .arg(format!("--mysql-port={}", direct.port()))
-        .args([
-            format!("--mysql-user={USER}"),
-            format!("--mysql-password={PASSWORD}"),
-            format!("--mysql-db={USER}"),
-        ])
-        .arg("prepare")
-        .stdout(Stdio::null())
-        .status()
-        .expect("sysbench prepare");
-    assert!(prepared.success(), "sysbench prepare failed");
+    server.sysbench_table(USER, PASSWORD, TABLE_SIZE);
 
     let mariadbd = server.pid().expect("the mariadbd process");
     let measure = |label: &str, unit: &str, run: &mut dyn FnMut() -> f64| -> f64 {

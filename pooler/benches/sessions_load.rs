@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 mod counting;
 #[path = "../../vnet/benches/support/histogram.rs"]
 mod histogram;
+#[path = "../../vnet/benches/support/soak.rs"]
+mod soak;
 
 const USER: &str = "sessions_load";
 const PASSWORD: &str = "load-pw";
@@ -203,17 +205,7 @@ fn main() {
     println!("  MariaDB saw at most {max_backend} connections of the pool (cap {BACKEND_CONNECTIONS})");
     println!("  client errors: {errors}");
     let mut ok = status.success() && errors == 0 && max_backend <= BACKEND_CONNECTIONS;
-    if samples.len() >= 3 {
-        let first = samples[0] as f64;
-        let later = samples[1..].iter().copied().max().unwrap_or(0) as f64;
-        let growth = (later - first) / first * 100.0;
-        println!(
-            "  soak: pooler heap {:.1} MiB at the first sample, at most {:.1} MiB after: growth {growth:.1} % (goal < 5 %)",
-            first / (1 << 20) as f64,
-            later / (1 << 20) as f64
-        );
-        ok &= growth < 5.0;
-    }
+    ok &= soak::heap_growth_ok("pooler heap", &samples);
     if !ok {
         eprintln!("sessions_load: FAILED (client errors, too many backend connections, or heap growth)");
         std::process::exit(1);

@@ -18,37 +18,22 @@ use std::time::{Duration, Instant};
 use switchyard_policy::Policy;
 use switchyard_vnet::dns::Resolver;
 use switchyard_vnet::egress::Egress;
-use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
+use switchyard_vnet::wasi::GuestNet;
 use switchyard_vnet::{Limits, Network};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 #[path = "support/counting.rs"]
 mod counting;
+#[path = "support/guest.rs"]
+mod guest;
 
-/// Store data of a guest on the virtual network.
-struct VirtualGuest {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    net: GuestNet,
-}
-
-impl WasiView for VirtualGuest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl GuestNetState for VirtualGuest {
-    fn guest_net(&mut self) -> GuestNetView<'_> {
-        GuestNetView { net: &mut self.net, table: &mut self.table }
-    }
-}
+use guest::{VirtualGuest, engine, load, run_command, wasi};
 
 /// Store data of a guest on wasmtime-wasi's real sockets.
 struct KernelGuest {
@@ -62,49 +47,9 @@ impl WasiView for KernelGuest {
     }
 }
 
-fn guest_path(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    root.join("target/guests/wasm32-wasip2/release").join(name)
-}
-
-fn load(engine: &Engine, name: &str) -> Component {
-    let path = guest_path(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; build the guests first (bash scripts/test.sh builds them)", path.display())
-    });
-    Component::new(engine, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn engine(instances: u32) -> Engine {
-    let mut pooling = PoolingAllocationConfig::default();
-    pooling
-        .total_component_instances(instances)
-        .total_core_instances(instances * 4)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
-        .total_stacks(instances)
-        .max_memory_size(64 << 20);
-    let mut config = wasmtime::Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config).expect("engine")
-}
-
-fn wasi(env: &[(&str, String)], stdout: &MemoryOutputPipe) -> WasiCtxBuilder {
-    let mut builder = WasiCtx::builder();
-    builder.stdout(stdout.clone()).inherit_stderr();
-    for (key, value) in env {
-        builder.env(key, value);
-    }
-    builder
-}
-
-/// Runs a command instance to its end; panics with its output when it fails.
-async fn run_command<T: Send + 'static>(pre: &CommandPre<T>, state: T, stdout: &MemoryOutputPipe) {
-    let mut store = Store::new(pre.engine(), state);
-    let command = pre.instantiate_async(&mut store).await.expect("instantiate");
-    let status = command.wasi_cli_run().call_run(&mut store).await.expect("run");
-    let output = String::from_utf8_lossy(&stdout.contents()).into_owned();
-    assert!(status.is_ok(), "echo-client failed: {output}");
+/// The workspace root (the guests are built under its target dir).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
@@ -239,7 +184,7 @@ fn main() {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let engine = engine(tenants as u32 + 8);
-        let client = load(&engine, "echo-client.wasm");
+        let client = load(&engine, &root(), "echo-client.wasm");
         // One warm-up run each (code paths, allocator, kernel socket caches).
         guest_rounds_virtual(&engine, &client, 200).await;
         guest_rounds_kernel(&engine, &client, 200).await;
@@ -255,7 +200,7 @@ fn main() {
                 kernel.as_secs_f64() / virt.as_secs_f64()
             );
         }
-        let service = load(&engine, "echo-service.wasm");
+        let service = load(&engine, &root(), "echo-service.wasm");
         let (heap, resident) = idle_tenants(&engine, &service, tenants).await;
         println!(
             "{tenants} idle tenants, each a virtual network and an echo service listening: \

@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 mod counting;
 #[path = "support/histogram.rs"]
 mod histogram;
+#[path = "support/soak.rs"]
+mod soak;
 
 use histogram::Histogram;
 
@@ -170,17 +172,7 @@ async fn run(workloads: usize, connections: usize, seconds: u64, sample: u64) ->
     );
     println!("  errors: {errors}");
     let mut ok = errors == 0 && sockets_max == sockets_before;
-    if samples.len() >= 3 {
-        let first = samples[0] as f64;
-        let last_max = samples[1..].iter().copied().max().unwrap_or(0) as f64;
-        let growth = (last_max - first) / first * 100.0;
-        println!(
-            "  soak: heap {:.1} MiB at the first sample, at most {:.1} MiB after: growth {growth:.1} % (goal < 5 %)",
-            first / (1 << 20) as f64,
-            last_max / (1 << 20) as f64
-        );
-        ok &= growth < 5.0;
-    }
+    ok &= soak::heap_growth_ok("heap", &samples);
     ok
 }
 

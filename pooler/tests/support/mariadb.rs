@@ -197,6 +197,26 @@ impl MariaDb {
         })
     }
 
+    /// Fills `user`'s database with sysbench's `sbtest1` of `rows` rows (`sysbench
+    /// oltp_point_select prepare` over TCP, as that user).
+    pub fn sysbench_table(&self, user: &str, password: &str, rows: u64) {
+        let prepared = Command::new("sysbench")
+            .arg("oltp_point_select")
+            .args(["--db-driver=mysql", "--mysql-host=127.0.0.1", "--tables=1"])
+            .arg(format!("--table-size={rows}"))
+            .arg(format!("--mysql-port={}", self.addr.port()))
+            .args([
+                format!("--mysql-user={user}"),
+                format!("--mysql-password={password}"),
+                format!("--mysql-db={user}"),
+            ])
+            .arg("prepare")
+            .stdout(Stdio::null())
+            .status()
+            .expect("run sysbench (install sysbench)");
+        assert!(prepared.success(), "sysbench prepare failed");
+    }
+
     /// Connections the server has open for `user` now.
     pub fn connections_of(&self, user: &str) -> usize {
         self.root_sql(&format!("SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}'"))

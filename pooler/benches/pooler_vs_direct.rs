@@ -1,7 +1,9 @@
 //! The pooler against direct MariaDB, measured in the same run on the same private server.
 //!
 //! `cargo bench -p switchyard-pooler --bench pooler_vs_direct` (needs `mariadbd` and `sysbench`;
-//! `BENCH_SECONDS` sets each sysbench run's length, default 10).
+//! `BENCH_SECONDS` sets each sysbench run's length, default 10; `BENCH_ROUNDS` how many times
+//! each throughput pair runs, default 3, alternating direct and pooled: the median ratio is
+//! reported with every round's).
 //!
 //! 1. `sysbench oltp_point_select`, 64 threads: direct (64 server connections) vs through the
 //!    pooler (8 backend connections): throughput ratio.
@@ -32,6 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 mod counting;
 #[path = "../../vnet/benches/support/cpu.rs"]
 mod cpu;
+#[path = "../../vnet/benches/support/rounds.rs"]
+mod rounds;
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-pw";
@@ -281,9 +285,18 @@ fn main() {
     let point_select = |addr: SocketAddr| sysbench("oltp_point_select", addr, &["--threads=64", time, "run"]);
 
     println!("1. oltp_point_select, 64 threads, {}s each", seconds());
-    let d = measure("direct (64 connections)", "query", &mut || point_select(direct).per_second);
-    let p = measure("pooler (8 backend connections)", "query", &mut || point_select(pooled).per_second);
-    println!("   ratio pooler / direct: {:.2}x (goal >= 0.8x)", p / d);
+    let ratios: Vec<f64> = (1..=rounds::rounds())
+        .map(|round| {
+            let d = measure(&format!("{round}. direct (64 connections)"), "query", &mut || {
+                point_select(direct).per_second
+            });
+            let p = measure(&format!("{round}. pooler (8 backend connections)"), "query", &mut || {
+                point_select(pooled).per_second
+            });
+            p / d
+        })
+        .collect();
+    println!("   ratio pooler / direct: {} (goal >= 0.8x)", rounds::summary(&ratios));
 
     println!("2. latency added per query, 1 thread");
     for percentile in ["50", "99"] {
@@ -303,17 +316,24 @@ fn main() {
     println!("   sysbench (libmariadb), connect + point select + disconnect:");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/connect_per_request.lua");
     let reconnecting = |addr: SocketAddr| sysbench(script, addr, &["--threads=64", time, "run"]);
-    let d = measure("direct", "request", &mut || reconnecting(direct).events_per_second);
-    let (p, max_seen) =
-        watching_connections(|| measure("pooler", "request", &mut || reconnecting(pooled).events_per_second));
-    println!("   MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
-    println!("   ratio pooler / direct: {:.2}x (goal >= 3x)", p / d);
+    // Connect per request with `run` (a client loop at an address, requests/s), in rounds.
+    let connect_rounds = |run: &dyn Fn(SocketAddr) -> f64| -> Vec<f64> {
+        (1..=rounds::rounds())
+            .map(|round| {
+                let d = measure(&format!("{round}. direct"), "request", &mut || run(direct));
+                let (p, max_seen) = watching_connections(|| {
+                    measure(&format!("{round}. pooler"), "request", &mut || run(pooled))
+                });
+                println!("      MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
+                p / d
+            })
+            .collect()
+    };
+    let ratios = connect_rounds(&|addr| reconnecting(addr).events_per_second);
+    println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
     println!("   mysql_async, connect + prepared point select + quit:");
-    let d = measure("direct", "request", &mut || connect_per_request(direct, 64));
-    let (p, max_seen) =
-        watching_connections(|| measure("pooler", "request", &mut || connect_per_request(pooled, 64)));
-    println!("   MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
-    println!("   ratio pooler / direct: {:.2}x (goal >= 3x)", p / d);
+    let ratios = connect_rounds(&|addr| connect_per_request(addr, 64));
+    println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
 
     println!("4. memory per idle client session");
     let sessions = 2000;

@@ -46,6 +46,10 @@ pub fn engine(instances: u32) -> Engine {
         .max_memory_size(64 << 20);
     let mut config = wasmtime::Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    if std::env::var_os("BENCH_PERFMAP").is_some() {
+        // Names the guests' compiled functions for `perf report` (/tmp/perf-PID.map).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).expect("engine")
 }
 

@@ -324,6 +324,9 @@ impl BackendConn {
 
     /// Brings the connection's state to `target`.
     pub async fn replay(&mut self, target: &SessionState) -> Result<(), BackendError> {
+        if self.state == *target {
+            return Ok(()); // the common case: the pool handed out a connection in this state
+        }
         let Replay { schema, set, multi_statements } = self.state.replay_to(target);
         if let Some(schema) = schema {
             let outcome = self.command(Command::COM_INIT_DB, schema.as_bytes(), Expect::Ok).await?;

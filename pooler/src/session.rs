@@ -84,6 +84,8 @@ pub struct Session<S> {
     statements: HashMap<u32, ClientStatement>,
     next_statement: u32,
     long_data: LongData,
+    /// What the client list shows now (held connection, pins), so it is rewritten only on change.
+    listed_as: (Option<u32>, Pins),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -104,14 +106,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             statements: HashMap::new(),
             next_statement: 1,
             long_data: LongData::default(),
+            listed_as: (None, Pins::default()),
             ctx,
         }
     }
 
     /// Shows what the session holds and why in the pool's client list.
-    fn update_listing(&self) {
+    fn update_listing(&mut self) {
+        let now = (self.held.as_ref().map(BackendConn::connection_id), self.pins);
+        if now == self.listed_as {
+            return;
+        }
+        self.listed_as = now;
         if let Some(entry) = &self.ctx.listed {
-            let holding = self.held.as_ref().map(BackendConn::connection_id);
+            let holding = now.0;
             let pinned: Vec<&str> = self.pins.iter().map(PinReason::name).collect();
             entry.update(|row| {
                 row.holding = holding;

@@ -15,7 +15,7 @@ use crate::protocol::client_handshake::{self, Login, LoginError};
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::registry::{Entry, Registry, ServerRow};
 use crate::relay::{self, Expect, Outcome, Prepared, RelayError, Sink};
-use crate::state::{Replay, SessionState};
+use crate::state::{ParseContext, Replay, SessionState};
 
 /// A byte stream to a backend server.
 pub trait BackendStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
@@ -140,7 +140,8 @@ pub struct BackendConn {
     connection_id: u32,
     status: StatusFlags,
     state: SessionState,
-    statements: HashMap<Arc<[u8]>, Prepared>,
+    /// Server-side statements by text, each with the context the server bound it to.
+    statements: HashMap<Arc<[u8]>, (Prepared, ParseContext)>,
     created: Instant,
     last_used: Instant,
     broken: bool,
@@ -379,7 +380,8 @@ impl BackendConn {
         self.check("ping", &outcome)
     }
 
-    /// Prepares `sql` for the pooler's statement cache (no client sees the response).
+    /// Prepares `sql` for the pooler's statement cache (no client sees the response), in the
+    /// connection's current state.
     pub async fn prepare_quietly(
         &mut self,
         sql: &Arc<[u8]>,
@@ -388,7 +390,7 @@ impl BackendConn {
         match (outcome.error, outcome.prepared) {
             (Some(error), _) => Ok(Err(error)),
             (None, Some(prepared)) => {
-                self.statements.insert(sql.clone(), prepared);
+                self.statements.insert(sql.clone(), (prepared, self.state.parse_context()));
                 Ok(Ok(prepared))
             }
             (None, None) => {
@@ -399,7 +401,7 @@ impl BackendConn {
 
     /// Closes the statement the server prepared for `sql`, if any (no response comes).
     pub async fn close_statement(&mut self, sql: &[u8]) -> Result<(), BackendError> {
-        if let Some(prepared) = self.statements.remove(sql) {
+        if let Some((prepared, _)) = self.statements.remove(sql) {
             let mut payload = vec![Command::COM_STMT_CLOSE as u8];
             payload.extend_from_slice(&prepared.id.to_le_bytes());
             if let Err(e) = self.conn.send(&mut Sequence::new(), &payload).await {
@@ -493,9 +495,10 @@ impl BackendConn {
         self.dirty = true;
     }
 
-    /// The statement prepared here for `sql`.
-    pub fn statement(&self, sql: &[u8]) -> Option<Prepared> {
-        self.statements.get(sql).copied()
+    /// The statement prepared here for `sql` in `context`; `None` if there is none, or the
+    /// one there is was bound to another context.
+    pub fn statement(&self, sql: &[u8], context: &ParseContext) -> Option<Prepared> {
+        self.statements.get(sql).filter(|(_, bound)| bound.serves(context)).map(|(prepared, _)| *prepared)
     }
 
     /// Records a schema change the server did not report.
@@ -503,9 +506,10 @@ impl BackendConn {
         self.state.set_schema(schema);
     }
 
-    /// Records the statement the server prepared for `sql` (relayed to a client).
+    /// Records the statement the server prepared for `sql` (relayed to a client) in the
+    /// connection's current state.
     pub fn remember_statement(&mut self, sql: Arc<[u8]>, prepared: Prepared) {
-        self.statements.insert(sql, prepared);
+        self.statements.insert(sql, (prepared, self.state.parse_context()));
     }
 
     /// Statements prepared here.

@@ -17,6 +17,30 @@ use crate::relay::StateChanges;
 /// cannot be followed (see [`SessionState::apply`]).
 const OWN_PREFIX: &str = "session_track_";
 
+/// The variables that decide how a statement's text is read when it is prepared.
+const PARSE_VARS: [&str; 4] =
+    ["sql_mode", "character_set_client", "character_set_connection", "collation_connection"];
+
+/// What a server binds a prepared statement to when it prepares it: the current schema and
+/// the variables that decide how its text is read. The statement keeps them (a server
+/// re-preparing it uses them again) even after its session changes them, so a statement
+/// prepared in one context must never serve a client that prepared the same text in another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseContext {
+    /// `None`: prepared with no schema, so the statement names no table without one.
+    schema: Option<String>,
+    vars: [Option<String>; PARSE_VARS.len()],
+}
+
+impl ParseContext {
+    /// Whether a statement bound to this context serves a client that prepared its text in
+    /// `wanted`. A context without a schema is served by any: its statement names no table
+    /// that a schema would resolve.
+    pub fn serves(&self, wanted: &ParseContext) -> bool {
+        (wanted.schema.is_none() || wanted.schema == self.schema) && self.vars == wanted.vars
+    }
+}
+
 /// One session's (or connection's) tracked state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionState {
@@ -86,6 +110,40 @@ impl SessionState {
     /// Sets the schema (`COM_INIT_DB` succeeded).
     pub fn set_schema(&mut self, schema: String) {
         self.schema = Some(schema);
+    }
+
+    /// The context a statement prepared in this state is bound to.
+    pub fn parse_context(&self) -> ParseContext {
+        ParseContext {
+            schema: self.schema.clone(),
+            vars: PARSE_VARS.map(|name| self.vars.get(name).cloned()),
+        }
+    }
+
+    /// Whether a statement prepared now would serve a client that prepared it in `context`
+    /// (as [`ParseContext::serves`]).
+    pub fn fits(&self, context: &ParseContext) -> bool {
+        (context.schema.is_none() || context.schema == self.schema)
+            && PARSE_VARS
+                .iter()
+                .zip(&context.vars)
+                .all(|(name, value)| self.vars.get(*name) == value.as_ref())
+    }
+
+    /// This state with `context`'s schema and parse variables: where a connection goes to
+    /// prepare a statement as its client once prepared it.
+    pub fn with_parse_context(&self, context: &ParseContext) -> SessionState {
+        let mut state = self.clone();
+        if let Some(schema) = &context.schema {
+            state.schema = Some(schema.clone());
+        }
+        for (name, value) in PARSE_VARS.iter().zip(&context.vars) {
+            match value {
+                Some(value) => state.vars.insert((*name).to_owned(), value.clone()),
+                None => state.vars.remove(*name),
+            };
+        }
+        state
     }
 
     /// Takes in what a backend reported.
@@ -193,6 +251,29 @@ mod tests {
             back.set.as_deref(),
             Some("SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT, wait_timeout = DEFAULT")
         );
+    }
+
+    #[test]
+    fn a_parse_context_is_the_schema_and_the_variables_that_read_the_text() {
+        let base = SessionState::initial(45, Some("app".into()), true);
+        let context = base.parse_context();
+        let mut other = base.clone();
+        other.apply(&changes(&[("time_zone", "+02:00")]));
+        assert!(other.fits(&context), "time_zone does not change how a statement reads");
+        other.apply(&changes(&[("sql_mode", "ANSI_QUOTES")]));
+        assert!(!other.fits(&context));
+        let back = other.with_parse_context(&context);
+        assert!(back.fits(&context));
+        assert_eq!(back.var("time_zone"), Some("+02:00"), "only the parse variables move");
+        assert_eq!(other.replay_to(&back).set.as_deref(), Some("SET SESSION sql_mode = DEFAULT"));
+
+        let mut elsewhere = base.clone();
+        elsewhere.set_schema("other".into());
+        assert!(!elsewhere.fits(&context));
+        assert_eq!(elsewhere.with_parse_context(&context).schema(), Some("app"));
+        let schemaless = SessionState::initial(45, None, true).parse_context();
+        assert!(elsewhere.fits(&schemaless), "no schema fits any");
+        assert_eq!(elsewhere.with_parse_context(&schemaless).schema(), Some("other"));
     }
 
     #[test]

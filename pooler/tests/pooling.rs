@@ -155,6 +155,52 @@ async fn prepared_statements_follow_a_session_to_another_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_statement_runs_in_the_schema_and_sql_mode_it_was_prepared_in() {
+    let tenant = server().tenant("pool_ctx", "pw-ctx");
+    server().root_sql(
+        "CREATE DATABASE IF NOT EXISTS pool_ctx_b; GRANT ALL ON pool_ctx_b.* TO 'pool_ctx'@'%'; \
+         CREATE OR REPLACE TABLE pool_ctx.t (v VARCHAR(8)); INSERT INTO pool_ctx.t VALUES ('in a'); \
+         CREATE OR REPLACE TABLE pool_ctx_b.t (v VARCHAR(8)); INSERT INTO pool_ctx_b.t VALUES ('in b');",
+    );
+    // One backend connection: both sessions' statements meet on it, with the same text.
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let mut a = published.conn().await;
+    let mut b = published.conn().await;
+    b.query_drop("USE pool_ctx_b").await.expect("b uses the other schema");
+    let by_a = a.prep("SELECT v FROM t").await.expect("a prepares");
+    let by_b = b.prep("SELECT v FROM t").await.expect("b prepares the same text");
+    let seen_by_a: Option<String> = a.exec_first(&by_a, ()).await.expect("a executes");
+    let seen_by_b: Option<String> = b.exec_first(&by_b, ()).await.expect("b executes");
+    let again_by_a: Option<String> = a.exec_first(&by_a, ()).await.expect("a executes again");
+    assert_eq!(
+        (seen_by_a.as_deref(), seen_by_b.as_deref(), again_by_a.as_deref()),
+        (Some("in a"), Some("in b"), Some("in a")),
+        "a statement ran in another session's schema"
+    );
+
+    // As on a server, a statement stays bound to the schema it was prepared in.
+    a.query_drop("USE pool_ctx_b").await.expect("a changes schema");
+    let after_use: Option<String> = a.exec_first(&by_a, ()).await.expect("a executes after USE");
+    assert_eq!(after_use.as_deref(), Some("in a"));
+    let current: Option<String> = a.query_first("SELECT DATABASE()").await.expect("a's schema");
+    assert_eq!(current.as_deref(), Some("pool_ctx_b"), "the session keeps its own schema");
+
+    // ANSI_QUOTES makes "v" a column instead of a string: the same text, two statements.
+    let mut ansi = published.conn().await;
+    ansi.query_drop("SET sql_mode = 'ANSI_QUOTES'").await.expect("ansi mode");
+    let by_ansi = ansi.prep(r#"SELECT "v" FROM t"#).await.expect("ansi prepares");
+    let plain = b.prep(r#"SELECT "v" FROM t"#).await.expect("b prepares");
+    let column: Option<String> = ansi.exec_first(&by_ansi, ()).await.expect("ansi executes");
+    let literal: Option<String> = b.exec_first(&plain, ()).await.expect("b executes");
+    let column_again: Option<String> = ansi.exec_first(&by_ansi, ()).await.expect("ansi again");
+    assert_eq!(
+        (column.as_deref(), literal.as_deref(), column_again.as_deref()),
+        (Some("in a"), Some("v"), Some("in a"))
+    );
+    assert_eq!(published.pooler.pool().snapshot().connects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_with_an_error_that_says_so() {
     let tenant = server().tenant("pool_timeout", "pw-timeout");
     let mut cfg = config(&tenant, 1);

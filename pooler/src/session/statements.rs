@@ -1,7 +1,10 @@
 //! Binary prepared statements across backend connections. A client's statement id maps to the
-//! statement's SQL; each backend connection keeps its own server-side statements by SQL (at most
-//! `max_prepared_per_connection`, the surplus closed), and a statement is prepared again,
-//! quietly, on a connection that does not have it. Parameter types are remembered per client
+//! statement's SQL and the context it was prepared in (schema, `sql_mode`, character set: what
+//! a server binds a statement to); each backend connection keeps its own server-side statements
+//! by SQL with the context each was bound to (at most `max_prepared_per_connection`, the
+//! surplus closed), and a statement is prepared again, quietly, on a connection that does not
+//! have it in the client's context — in that context, so the same text prepared by two clients
+//! in two schemas never reads the other's tables. Parameter types are remembered per client
 //! statement and sent with every execute, since the server a later execute lands on may never
 //! have seen them. `COM_STMT_SEND_LONG_DATA` is buffered (bounded) and sent just before the
 //! execute it belongs to, on the same connection.
@@ -11,9 +14,10 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ER_MALFORMED_PACKET, Session};
-use crate::backend::BackendConn;
+use crate::backend::{BackendConn, BackendError};
 use crate::protocol::framing::Sequence;
 use crate::relay::Expect;
+use crate::state::ParseContext;
 
 /// `ER_UNKNOWN_STMT_HANDLER`.
 const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
@@ -26,6 +30,8 @@ const MAX_LONG_DATA: usize = 64 << 20;
 #[derive(Debug, Clone)]
 pub(super) struct ClientStatement {
     sql: Arc<[u8]>,
+    /// What the statement was bound to when the client prepared it.
+    context: Arc<ParseContext>,
     params: u16,
     /// The parameter types the client last bound (2 bytes each).
     types: Option<Vec<u8>>,
@@ -60,11 +66,7 @@ fn statement_id(payload: &[u8]) -> Option<u32> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Makes room for one more statement on `conn`, and drops the one it has for `sql` (which
     /// is about to be prepared again, for a client to see the definitions).
-    async fn make_room(
-        &self,
-        conn: &mut BackendConn,
-        sql: &[u8],
-    ) -> Result<(), crate::backend::BackendError> {
+    async fn make_room(&self, conn: &mut BackendConn, sql: &[u8]) -> Result<(), BackendError> {
         conn.close_statement(sql).await?;
         while conn.statement_count() >= self.ctx.max_prepared_per_connection.max(1) {
             match conn.any_statement() {
@@ -73,6 +75,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         Ok(())
+    }
+
+    /// Prepares `statement` on `conn`, where it is missing, bound as the client's was: in the
+    /// statement's context, then back to the session's state. The backend's id, or the error
+    /// the server gave the statement.
+    async fn prepare_again(
+        &self,
+        conn: &mut BackendConn,
+        statement: &ClientStatement,
+    ) -> Result<Result<u32, (u16, String)>, BackendError> {
+        if conn.state().fits(&statement.context) {
+            return conn.prepare_quietly(&statement.sql).await.map(|r| r.map(|p| p.id));
+        }
+        let prepared = match conn.replay(&self.state.with_parse_context(&statement.context)).await {
+            Ok(()) => conn.prepare_quietly(&statement.sql).await?,
+            // The server refused the context (its schema dropped since): the client's error.
+            Err(BackendError::Command { code, message, .. }) => Err((code, message)),
+            Err(error) => return Err(error),
+        };
+        conn.replay(&self.state).await?;
+        Ok(prepared.map(|p| p.id))
     }
 
     pub(super) async fn prepare(&mut self, payload: &[u8], seq: &mut Sequence) {
@@ -90,7 +113,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         if let Some(prepared) = outcome.as_ref().and_then(|o| o.prepared) {
             conn.remember_statement(sql.clone(), prepared);
-            self.statements.insert(id, ClientStatement { sql, params: prepared.params, types: None });
+            let context = Arc::new(self.state.parse_context());
+            self.statements
+                .insert(id, ClientStatement { sql, context, params: prepared.params, types: None });
         }
         self.held = Some(conn);
         if outcome.is_none() {
@@ -128,10 +153,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return;
         };
         let Some(mut conn) = self.acquire(seq).await else { return };
-        let backend_id = match conn.statement(&statement.sql) {
+        let backend_id = match conn.statement(&statement.sql, &statement.context) {
             Some(prepared) => Ok(Ok(prepared.id)),
             None => match self.make_room(&mut conn, &statement.sql).await {
-                Ok(()) => conn.prepare_quietly(&statement.sql).await.map(|r| r.map(|p| p.id)),
+                Ok(()) => self.prepare_again(&mut conn, &statement).await,
                 Err(error) => Err(error),
             },
         };

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+use mysql_common::io::ParseBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::protocol::client_handshake::{self, Login, LoginError};
-use crate::protocol::framing::{PacketConn, Sequence};
+use crate::protocol::framing::{FrameError, PacketConn, Sequence};
+use crate::protocol::packets::{self, Malformed};
 use crate::registry::{Entry, Registry, ServerRow};
 use crate::relay::{self, Expect, Outcome, Prepared, RelayError, Sink};
 use crate::state::{ParseContext, Replay, SessionState};
@@ -142,6 +144,9 @@ pub struct BackendConn {
     state: SessionState,
     /// Server-side statements by text, each with the context the server bound it to.
     statements: HashMap<Arc<[u8]>, (Prepared, ParseContext)>,
+    /// What `LAST_INSERT_ID()` returns here, when known (`None`: a statement may have changed
+    /// it since it was last read or set).
+    insert_id: Option<u64>,
     created: Instant,
     last_used: Instant,
     broken: bool,
@@ -223,6 +228,7 @@ impl BackendConn {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             state: SessionState::initial(collation, settings.database.clone(), true),
             statements: HashMap::new(),
+            insert_id: Some(0),
             created: now,
             last_used: now,
             broken: false,
@@ -347,6 +353,66 @@ impl BackendConn {
         Ok(())
     }
 
+    /// A statement just run may have changed `LAST_INSERT_ID()` here.
+    pub fn forget_insert_id(&mut self) {
+        self.insert_id = None;
+    }
+
+    /// Makes `LAST_INSERT_ID()` return `value` here (`DO LAST_INSERT_ID(value)`), unless it
+    /// already does.
+    pub async fn set_insert_id(&mut self, value: u64) -> Result<(), BackendError> {
+        if self.insert_id == Some(value) {
+            return Ok(());
+        }
+        let sql = format!("DO LAST_INSERT_ID({value})");
+        let outcome = self.command(Command::COM_QUERY, sql.as_bytes(), Expect::Results).await?;
+        self.check("restoring the session's LAST_INSERT_ID()", &outcome)?;
+        self.insert_id = Some(value);
+        Ok(())
+    }
+
+    /// Reads what `LAST_INSERT_ID()` returns here (`SELECT LAST_INSERT_ID()`).
+    pub async fn read_insert_id(&mut self) -> Result<u64, BackendError> {
+        let value = match self.query_number(b"SELECT LAST_INSERT_ID()").await {
+            Ok(value) => value,
+            Err(error) => return Err(self.broke(error)),
+        };
+        self.insert_id = Some(value);
+        Ok(value)
+    }
+
+    /// Runs a query of one unsigned number (one column, one row) and reads it.
+    async fn query_number(&mut self, sql: &[u8]) -> Result<u64, RelayError> {
+        let mut payload = Vec::with_capacity(1 + sql.len());
+        payload.push(Command::COM_QUERY as u8);
+        payload.extend_from_slice(sql);
+        let mut seq = Sequence::new();
+        self.conn.send(&mut seq, &payload).await?;
+        let bad = |what: &str| Malformed::new("a query of one number", what.to_owned());
+        let mut next = async || self.conn.read_packet(&mut seq).await?.ok_or(FrameError::Truncated);
+        let header = next().await?;
+        if header.first() == Some(&packets::ERR_HEADER) {
+            let (code, message) = packets::parse_err(&header, self.caps)?;
+            return Err(bad(&format!("error {code}: {message}")).into());
+        }
+        if packets::lenenc_int(&header) != Some(1) {
+            return Err(bad("not one column").into());
+        }
+        next().await?; // the column definition
+        let row = next().await?;
+        let mut data = ParseBuf(&row);
+        let value = data
+            .checked_eat_lenenc_str()
+            .and_then(|text| std::str::from_utf8(text).ok()?.parse::<u64>().ok())
+            .ok_or_else(|| bad("not a number"))?;
+        let end = next().await?;
+        if !packets::is_terminator(&end) {
+            return Err(bad("more than one row").into());
+        }
+        self.status = packets::parse_ok(&end, self.caps, true)?.status_flags();
+        Ok(value)
+    }
+
     /// Rolls back an open transaction.
     pub async fn rollback(&mut self) -> Result<(), BackendError> {
         let outcome = self.command(Command::COM_QUERY, b"ROLLBACK", Expect::Results).await?;
@@ -359,6 +425,7 @@ impl BackendConn {
         let outcome = self.command(Command::COM_RESET_CONNECTION, &[], Expect::Ok).await?;
         self.check("resetting the connection", &outcome)?;
         self.statements.clear();
+        self.insert_id = Some(0);
         self.state = initial;
         self.dirty = false;
         self.setup().await

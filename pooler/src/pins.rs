@@ -113,6 +113,10 @@ pub struct Scan {
     pub unlocks_tables: bool,
     /// The statement starts with `SET` (a session change tracking should report).
     pub is_set: bool,
+    /// The statement reads or sets `LAST_INSERT_ID()`, calls a procedure (which may), or is
+    /// more than one statement: it needs the session's own value on its connection, and may
+    /// leave a new one there.
+    pub insert_id: bool,
 }
 
 /// Scans `sql` (one or more statements).
@@ -121,15 +125,18 @@ pub fn scan(sql: &[u8]) -> Scan {
     let mut words = Words { sql, at: 0 };
     let mut previous: Option<Word<'_>> = None;
     let mut statement_start = true;
+    let mut after_semicolon = false;
     while let Some(word) = words.next() {
         match word {
             Word::Semicolon => {
                 statement_start = true;
                 previous = None;
+                after_semicolon = true;
                 continue;
             }
             Word::UserVariable => scan.pins.insert(PinReason::UserVariable),
             Word::Ident(ident) => {
+                scan.insert_id |= after_semicolon;
                 let prev = match previous {
                     Some(Word::Ident(p)) => Some(p),
                     _ => None,
@@ -151,6 +158,11 @@ pub fn scan(sql: &[u8]) -> Scan {
                         Some(p) if p.eq_ignore_ascii_case(b"UNLOCK") => scan.unlocks_tables = true,
                         _ => {}
                     }
+                }
+                if ident.eq_ignore_ascii_case(b"LAST_INSERT_ID")
+                    || (statement_start && ident.eq_ignore_ascii_case(b"CALL"))
+                {
+                    scan.insert_id = true;
                 }
                 if ident.eq_ignore_ascii_case(b"GET_LOCK") {
                     scan.pins.insert(PinReason::GetLock);
@@ -296,6 +308,10 @@ mod tests {
         assert_eq!(pins("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1"), [PinReason::FoundRows]);
         assert!(scan(b"UNLOCK TABLES").unlocks_tables);
         assert!(scan(b"  set time_zone = '+00:00'").is_set);
+        assert!(scan(b"INSERT INTO c (p) VALUES (last_insert_id())").insert_id);
+        assert!(scan(b"call add_order(1)").insert_id);
+        assert!(!scan(b"SELECT 'LAST_INSERT_ID()', callers FROM t;").insert_id);
+        assert!(scan(b"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").insert_id);
     }
 
     #[test]

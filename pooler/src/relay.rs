@@ -102,6 +102,8 @@ pub struct Outcome {
     pub packets: u64,
     /// Whether the client went away during the response.
     pub client_gone: bool,
+    /// The insert id the last OK that reported one reported.
+    pub insert_id: Option<u64>,
 }
 
 /// Why a response could not be relayed: the backend connection is unusable after it.
@@ -243,6 +245,7 @@ where
             (Some(OK_HEADER), Expect::Results | Expect::Ok) => {
                 let ok = packets::parse_ok(&first, caps, false)?;
                 out.status = ok.status_flags();
+                out.insert_id = ok.last_insert_id().or(out.insert_id);
                 out.changes.record(&ok)?;
                 writer.ok(&first, &ok, false).await;
                 if expect == Expect::Results && out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
@@ -253,6 +256,7 @@ where
             (Some(_), Expect::Ok) if is_terminator(&first) => {
                 let ok = packets::parse_ok(&first, caps, true)?;
                 out.status = ok.status_flags();
+                out.insert_id = ok.last_insert_id().or(out.insert_id);
                 out.changes.record(&ok)?;
                 writer.ok(&first, &ok, true).await;
                 return Ok(());
@@ -333,6 +337,7 @@ where
         if is_terminator(&row) {
             let ok = packets::parse_ok(&row, caps, true)?;
             out.status = ok.status_flags();
+            out.insert_id = ok.last_insert_id().or(out.insert_id);
             out.changes.record(&ok)?;
             writer.ok(&row, &ok, true).await;
             return Ok(out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS));

@@ -11,6 +11,7 @@
 //!
 //! Invariant: the session's [`SessionState`] equals the state of the connection it holds.
 
+mod insert_id;
 mod statements;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::registry::{ClientRow, Entry};
 use crate::relay::{self, Expect, Outcome, Sink};
 use crate::state::SessionState;
 use crate::stats::ErrorKind;
+use insert_id::InsertId;
 use statements::{ClientStatement, LongData};
 
 /// `ER_UNKNOWN_COM_ERROR`.
@@ -86,6 +88,8 @@ pub struct Session<S> {
     long_data: LongData,
     /// What the client list shows now (held connection, pins), so it is rewritten only on change.
     listed_as: (Option<u32>, Pins),
+    /// The session's `LAST_INSERT_ID()`.
+    insert_id: InsertId,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -107,6 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             next_statement: 1,
             long_data: LongData::default(),
             listed_as: (None, Pins::default()),
+            insert_id: InsertId::default(),
             ctx,
         }
     }
@@ -195,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             c if c == Command::COM_PING as u8 => self.reply_ok(seq).await,
             c if c == Command::COM_QUERY as u8 => self.query(payload, seq).await,
             c if c == Command::COM_INIT_DB as u8 => {
-                if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None).await
+                if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None, false).await
                     && outcome.error.is_none()
                     && outcome.changes.schema.is_none()
                 {
@@ -208,10 +213,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             c if c == Command::COM_FIELD_LIST as u8 => {
-                self.forward(payload, seq, Expect::FieldList, None).await;
+                self.forward(payload, seq, Expect::FieldList, None, false).await;
             }
             c if c == Command::COM_STATISTICS as u8 => {
-                self.forward(payload, seq, Expect::Single, None).await;
+                self.forward(payload, seq, Expect::Single, None, false).await;
             }
             c if c == Command::COM_STMT_PREPARE as u8 => self.prepare(payload, seq).await,
             c if c == Command::COM_STMT_EXECUTE as u8 => self.execute(payload, seq).await,
@@ -259,7 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         for reason in new.iter() {
             self.ctx.pool.stats().pinned(reason);
         }
-        let Some(outcome) = self.forward(payload, seq, Expect::Results, None).await else {
+        let Some(outcome) = self.forward(payload, seq, Expect::Results, None, scan.insert_id).await else {
             return;
         };
         if scan.unlocks_tables {
@@ -311,15 +316,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends `payload` on a connection and relays its response; keeps or releases the
     /// connection. `None` if the command did not reach a backend or the backend broke.
+    /// `insert_id`: the statement reads or sets `LAST_INSERT_ID()` (see [`Self::relay_on`]).
     async fn forward(
         &mut self,
         payload: &[u8],
         seq: &mut Sequence,
         expect: Expect,
         stmt_id: Option<u32>,
+        insert_id: bool,
     ) -> Option<Outcome> {
         let mut conn = self.acquire(seq).await?;
-        let outcome = self.relay_on(&mut conn, payload, seq, expect, stmt_id).await;
+        let outcome = self.relay_on(&mut conn, payload, seq, expect, stmt_id, insert_id).await;
         self.held = Some(conn);
         if outcome.is_none() {
             self.lose_connection().await;
@@ -331,6 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends `payload` on `conn` and relays the response to the client, following the state
     /// it reports. `None` if the backend broke (the client has been sent an ERR).
+    ///
+    /// `insert_id`: the statement reads or sets `LAST_INSERT_ID()`; it first gets the session's
+    /// own value on `conn` (see `session/insert_id.rs`).
     async fn relay_on(
         &mut self,
         conn: &mut BackendConn,
@@ -338,7 +348,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         seq: &mut Sequence,
         expect: Expect,
         stmt_id: Option<u32>,
+        insert_id: bool,
     ) -> Option<Outcome> {
+        if insert_id && let Err(error) = self.restore_insert_id(conn).await {
+            tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+            let message =
+                format!("cannot restore this session's LAST_INSERT_ID() on a backend connection: {error}");
+            let _ = self.client.send(seq, &packets::err(ER_SERVER_LOST, b"HY000", &message)).await;
+            return None;
+        }
         self.ctx.pool.stats().query();
         let mut backend_seq = Sequence::new();
         let caps = conn.caps();
@@ -351,6 +369,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         .await;
         match result {
             Ok(outcome) => {
+                if insert_id || outcome.insert_id.is_some() {
+                    conn.forget_insert_id();
+                }
+                self.insert_id.ran(insert_id, outcome.insert_id);
                 let applied = conn.absorb(&outcome);
                 self.state.apply(&outcome.changes);
                 if applied.untrackable {
@@ -369,12 +391,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Before a statement that reads or sets `LAST_INSERT_ID()`: the session's own value on
+    /// `conn` (anything pending read back first).
+    async fn restore_insert_id(
+        &mut self,
+        conn: &mut BackendConn,
+    ) -> Result<(), crate::backend::BackendError> {
+        if self.insert_id.connection_holds_own() {
+            return Ok(());
+        }
+        if let Some(pending) = self.insert_id.take_pending() {
+            let value = conn.read_insert_id().await?;
+            self.insert_id.read(&pending, value);
+        }
+        conn.set_insert_id(self.insert_id.value()).await
+    }
+
     /// After a command: keeps the connection if the session needs it, else gives it back.
     async fn settle(&mut self) {
         let keep = self.ctx.mode == PoolMode::Session
             || !self.pins.is_empty()
             || self.held.as_ref().is_some_and(|c| c.in_transaction());
-        if !keep && let Some(conn) = self.held.take() {
+        if !keep && let Some(mut conn) = self.held.take() {
+            if let Some(pending) = self.insert_id.take_pending() {
+                match conn.read_insert_id().await {
+                    Ok(value) => self.insert_id.read(&pending, value),
+                    Err(error) => tracing::warn!(
+                        pool = self.ctx.pool.config().name,
+                        "this session's LAST_INSERT_ID() is lost with its connection: {error}"
+                    ),
+                }
+            }
             self.ctx.pool.release(conn).await;
         }
     }
@@ -385,6 +432,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.ctx.pool.release(conn).await;
         }
         self.pins = Pins::default();
+        self.insert_id.forget_pending();
     }
 
     async fn set_option(&mut self, payload: &[u8], seq: &mut Sequence) {
@@ -418,6 +466,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.state = self.initial.clone();
         self.statements.clear();
         self.long_data.clear();
+        self.insert_id.reset();
         let pinned = !self.pins.is_empty();
         self.pins = Pins::default();
         if let Some(mut conn) = self.held.take() {

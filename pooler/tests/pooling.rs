@@ -1,6 +1,7 @@
 //! Pooling behaviour against a real MariaDB: multiplexing under a hard cap (counted on the
-//! server), state never leaking between clients, pins, prepared statements moving between
-//! connections, checkout timeouts, killed backends and clients, tenant isolation.
+//! server), state never leaking between clients (variables, prepared statements' schema and
+//! `sql_mode`, `LAST_INSERT_ID()`), pins, prepared statements moving between connections,
+//! checkout timeouts, killed backends and clients, tenant isolation.
 
 mod support;
 
@@ -197,6 +198,61 @@ async fn a_prepared_statement_runs_in_the_schema_and_sql_mode_it_was_prepared_in
         (column.as_deref(), literal.as_deref(), column_again.as_deref()),
         (Some("in a"), Some("v"), Some("in a"))
     );
+    assert_eq!(published.pooler.pool().snapshot().connects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_insert_id_is_each_sessions_own() {
+    let tenant = server().tenant("pool_lii", "pw-lii");
+    // One backend connection: every session's statements run on it in turn.
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let (mut a, mut b, mut c) = (published.conn().await, published.conn().await, published.conn().await);
+    a.query_drop("CREATE OR REPLACE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, v INT UNIQUE)")
+        .await
+        .expect("parent table");
+    a.query_drop("CREATE OR REPLACE TABLE child (parent INT)").await.expect("child table");
+    let ask = "SELECT LAST_INSERT_ID()";
+
+    a.query_drop("INSERT INTO parent (v) VALUES (1)").await.expect("a inserts");
+    b.query_drop("INSERT INTO parent (v) VALUES (2), (3)").await.expect("b inserts two");
+    // An explicit id leaves LAST_INSERT_ID() alone, though the OK packet reports it.
+    a.query_drop("INSERT INTO parent (id, v) VALUES (100, 4)").await.expect("a inserts id 100");
+    let by_a: Option<u64> = a.query_first(ask).await.expect("a asks");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks");
+    let by_c: Option<u64> = c.query_first(ask).await.expect("c asks");
+    assert_eq!((by_a, by_b, by_c), (Some(1), Some(2), Some(0)), "a session saw another's insert id");
+
+    // Inside another statement, from a prepared statement, and set explicitly.
+    a.query_drop("INSERT INTO child VALUES (LAST_INSERT_ID())").await.expect("a uses its id");
+    let child: Option<u64> = c.query_first("SELECT parent FROM child").await.expect("child row");
+    assert_eq!(child, Some(1));
+    let prepared: Option<u64> = b.exec_first("SELECT LAST_INSERT_ID() + ?", (0,)).await.expect("b prepared");
+    assert_eq!(prepared, Some(2));
+    b.query_drop("SELECT LAST_INSERT_ID(42)").await.expect("b sets 42");
+    let by_a: Option<u64> = a.query_first(ask).await.expect("a asks again");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks again");
+    assert_eq!((by_a, by_b), (Some(1), Some(42)));
+
+    // Inside a transaction the value stays on the held connection, and is read back after it.
+    a.query_drop("BEGIN").await.expect("a begins");
+    a.query_drop("INSERT INTO parent (v) VALUES (5)").await.expect("a inserts in a transaction");
+    let in_tx: Option<u64> = a.query_first(ask).await.expect("a asks in the transaction");
+    a.query_drop("COMMIT").await.expect("a commits");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks after a's transaction");
+    let after_tx: Option<u64> = a.query_first(ask).await.expect("a asks after the transaction");
+    assert_eq!((in_tx, by_b, after_tx), (Some(101), Some(42), Some(101)));
+    b.query_drop("INSERT INTO parent (v) VALUES (6)").await.expect("b inserts again");
+    a.query_drop("BEGIN").await.expect("a begins again");
+    a.query_drop("INSERT INTO parent (id, v) VALUES (200, 7)").await.expect("a inserts id 200");
+    let explicit_in_tx: Option<u64> = a.query_first(ask).await.expect("a asks after an explicit id");
+    a.query_drop("COMMIT").await.expect("a commits again");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks for its own");
+    assert_eq!((explicit_in_tx, by_b), (Some(101), Some(102)), "b's value leaked into a's transaction");
+
+    // A reset session starts from 0, as on a server.
+    a.reset().await.expect("a resets");
+    let reset: Option<u64> = a.query_first(ask).await.expect("a asks after the reset");
+    assert_eq!(reset, Some(0));
     assert_eq!(published.pooler.pool().snapshot().connects, 1);
 }
 

@@ -32,6 +32,8 @@ pub(super) struct ClientStatement {
     sql: Arc<[u8]>,
     /// What the statement was bound to when the client prepared it.
     context: Arc<ParseContext>,
+    /// It reads or sets `LAST_INSERT_ID()` (or calls a procedure).
+    insert_id: bool,
     params: u16,
     /// The parameter types the client last bound (2 bytes each).
     types: Option<Vec<u8>>,
@@ -109,13 +111,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let outcome = if conn.is_broken() {
             None
         } else {
-            self.relay_on(&mut conn, payload, seq, Expect::Prepare, Some(id)).await
+            self.relay_on(&mut conn, payload, seq, Expect::Prepare, Some(id), false).await
         };
         if let Some(prepared) = outcome.as_ref().and_then(|o| o.prepared) {
             conn.remember_statement(sql.clone(), prepared);
             let context = Arc::new(self.state.parse_context());
-            self.statements
-                .insert(id, ClientStatement { sql, context, params: prepared.params, types: None });
+            let insert_id = crate::pins::scan(&sql).insert_id;
+            let statement = ClientStatement { sql, context, insert_id, params: prepared.params, types: None };
+            self.statements.insert(id, statement);
         }
         self.held = Some(conn);
         if outcome.is_none() {
@@ -180,8 +183,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let sent = self.send_long_data_to(&mut conn, id, backend_id).await;
         let mut rewritten = rewritten;
         rewritten[1..5].copy_from_slice(&backend_id.to_le_bytes());
-        let outcome =
-            if sent { self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None).await } else { None };
+        let outcome = if sent {
+            self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None, statement.insert_id).await
+        } else {
+            None
+        };
         self.held = Some(conn);
         if outcome.is_none() {
             self.lose_connection().await;

@@ -371,6 +371,15 @@ impl BackendConn {
         Ok(())
     }
 
+    /// Empties the diagnostics area (warnings and errors) the last statements left here. Only
+    /// a statement that uses a table does (MariaDB 10.11: `DO 0` or `SELECT 2` leave the
+    /// list as it was), hence the derived table.
+    pub async fn clear_diagnostics(&mut self) -> Result<(), BackendError> {
+        let sql = b"DO (SELECT 1 FROM (SELECT 1) AS t)";
+        let outcome = self.command(Command::COM_QUERY, sql, Expect::Results).await?;
+        self.check("clearing another session's warnings", &outcome)
+    }
+
     /// Reads what `LAST_INSERT_ID()` returns here (`SELECT LAST_INSERT_ID()`).
     pub async fn read_insert_id(&mut self) -> Result<u64, BackendError> {
         let value = match self.query_number(b"SELECT LAST_INSERT_ID()").await {

@@ -117,6 +117,11 @@ pub struct Scan {
     /// more than one statement: it needs the session's own value on its connection, and may
     /// leave a new one there.
     pub insert_id: bool,
+    /// The statement reads the diagnostics the statement before it left (`SHOW WARNINGS`,
+    /// `SHOW ERRORS`, `SHOW COUNT(*) WARNINGS`, `GET DIAGNOSTICS`, `@@warning_count`,
+    /// `@@error_count`): on a connection another session used last, they would be that
+    /// session's.
+    pub diagnostics: bool,
 }
 
 /// Scans `sql` (one or more statements).
@@ -126,6 +131,7 @@ pub fn scan(sql: &[u8]) -> Scan {
     let mut previous: Option<Word<'_>> = None;
     let mut statement_start = true;
     let mut after_semicolon = false;
+    let mut previous_at_start = false;
     while let Some(word) = words.next() {
         match word {
             Word::Semicolon => {
@@ -135,6 +141,7 @@ pub fn scan(sql: &[u8]) -> Scan {
                 continue;
             }
             Word::UserVariable => scan.pins.insert(PinReason::UserVariable),
+            Word::SystemVariable(name) => scan.diagnostics |= is_diagnostics_count(name),
             Word::Ident(ident) => {
                 scan.insert_id |= after_semicolon;
                 let prev = match previous {
@@ -164,6 +171,17 @@ pub fn scan(sql: &[u8]) -> Scan {
                 {
                     scan.insert_id = true;
                 }
+                let show = prev.is_some_and(|p| p.eq_ignore_ascii_case(b"SHOW")) && previous_at_start;
+                if (show
+                    && (ident.eq_ignore_ascii_case(b"WARNINGS")
+                        || ident.eq_ignore_ascii_case(b"ERRORS")
+                        || ident.eq_ignore_ascii_case(b"COUNT")))
+                    || (ident.eq_ignore_ascii_case(b"DIAGNOSTICS")
+                        && prev.is_some_and(|p| p.eq_ignore_ascii_case(b"GET")))
+                    || is_diagnostics_count(ident)
+                {
+                    scan.diagnostics = true;
+                }
                 if ident.eq_ignore_ascii_case(b"GET_LOCK") {
                     scan.pins.insert(PinReason::GetLock);
                 }
@@ -173,16 +191,24 @@ pub fn scan(sql: &[u8]) -> Scan {
             }
             Word::Other => {}
         }
+        previous_at_start = statement_start;
         statement_start = false;
         previous = Some(word);
     }
     scan
 }
 
+/// `warning_count` or `error_count`, the counts of the diagnostics area.
+fn is_diagnostics_count(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"warning_count") || name.eq_ignore_ascii_case(b"error_count")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Word<'a> {
     Ident(&'a [u8]),
     UserVariable,
+    /// `@@name` (the name only: `@@session.x` is this, `.` and `x`).
+    SystemVariable(&'a [u8]),
     Semicolon,
     Other,
 }
@@ -262,8 +288,7 @@ impl<'a> Words<'a> {
                     if self.peek(0) == Some(b'@') {
                         // A system variable: not a pin by itself.
                         self.at += 1;
-                        self.ident();
-                        return Some(Word::Other);
+                        return Some(Word::SystemVariable(self.ident()));
                     }
                     return Some(Word::UserVariable);
                 }
@@ -312,6 +337,18 @@ mod tests {
         assert!(scan(b"call add_order(1)").insert_id);
         assert!(!scan(b"SELECT 'LAST_INSERT_ID()', callers FROM t;").insert_id);
         assert!(scan(b"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").insert_id);
+        for diagnostics in [
+            "SHOW WARNINGS",
+            "show errors limit 1",
+            "SHOW COUNT(*) WARNINGS",
+            "GET DIAGNOSTICS @n = NUMBER",
+            "SELECT @@warning_count",
+            "SELECT @@session.error_count",
+        ] {
+            assert!(scan(diagnostics.as_bytes()).diagnostics, "{diagnostics}");
+        }
+        assert!(!scan(b"SHOW TABLES").diagnostics);
+        assert!(!scan(b"SELECT 'SHOW WARNINGS', warnings FROM t").diagnostics);
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct Outcome {
     pub client_gone: bool,
     /// The insert id the last OK that reported one reported.
     pub insert_id: Option<u64>,
+    /// The warnings the last OK counted (0 after an ERR).
+    pub warnings: u16,
 }
 
 /// Why a response could not be relayed: the backend connection is unusable after it.
@@ -246,6 +248,7 @@ where
                 let ok = packets::parse_ok(&first, caps, false)?;
                 out.status = ok.status_flags();
                 out.insert_id = ok.last_insert_id().or(out.insert_id);
+                out.warnings = ok.warnings();
                 out.changes.record(&ok)?;
                 writer.ok(&first, &ok, false).await;
                 if expect == Expect::Results && out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
@@ -257,6 +260,7 @@ where
                 let ok = packets::parse_ok(&first, caps, true)?;
                 out.status = ok.status_flags();
                 out.insert_id = ok.last_insert_id().or(out.insert_id);
+                out.warnings = ok.warnings();
                 out.changes.record(&ok)?;
                 writer.ok(&first, &ok, true).await;
                 return Ok(());
@@ -338,6 +342,7 @@ where
             let ok = packets::parse_ok(&row, caps, true)?;
             out.status = ok.status_flags();
             out.insert_id = ok.last_insert_id().or(out.insert_id);
+            out.warnings = ok.warnings();
             out.changes.record(&ok)?;
             writer.ok(&row, &ok, true).await;
             return Ok(out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS));

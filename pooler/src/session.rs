@@ -46,6 +46,22 @@ const ER_MALFORMED_PACKET: u16 = 1835;
 /// `ER_NET_READ_INTERRUPTED` (a packet did not arrive in time).
 const ER_NET_READ_INTERRUPTED: u16 = 1159;
 
+/// What a client statement needs from its connection beyond the session's tracked state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Needs {
+    /// It reads or sets `LAST_INSERT_ID()`: the session's own value first.
+    insert_id: bool,
+    /// It reads the diagnostics of the statement before it: on a connection just checked out,
+    /// another session's are cleared first (the session's own stay on a connection it holds).
+    diagnostics: bool,
+}
+
+impl Needs {
+    fn of(scan: &pins::Scan) -> Needs {
+        Needs { insert_id: scan.insert_id, diagnostics: scan.diagnostics }
+    }
+}
+
 /// How sessions share backend connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolMode {
@@ -90,6 +106,12 @@ pub struct Session<S> {
     listed_as: (Option<u32>, Pins),
     /// The session's `LAST_INSERT_ID()`.
     insert_id: InsertId,
+    /// The last statement left warnings: the connection is kept for the session's next
+    /// statement, so that its `SHOW WARNINGS` sees its own (a statement that finds no held
+    /// connection sees an emptied list, never another session's).
+    warnings_held: bool,
+    /// The connection in use was checked out for the current command (not held from before).
+    checked_out_now: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -112,6 +134,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             long_data: LongData::default(),
             listed_as: (None, Pins::default()),
             insert_id: InsertId::default(),
+            warnings_held: false,
+            checked_out_now: false,
             ctx,
         }
     }
@@ -200,7 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             c if c == Command::COM_PING as u8 => self.reply_ok(seq).await,
             c if c == Command::COM_QUERY as u8 => self.query(payload, seq).await,
             c if c == Command::COM_INIT_DB as u8 => {
-                if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None, false).await
+                if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None, Needs::default()).await
                     && outcome.error.is_none()
                     && outcome.changes.schema.is_none()
                 {
@@ -213,10 +237,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             c if c == Command::COM_FIELD_LIST as u8 => {
-                self.forward(payload, seq, Expect::FieldList, None, false).await;
+                self.forward(payload, seq, Expect::FieldList, None, Needs::default()).await;
             }
             c if c == Command::COM_STATISTICS as u8 => {
-                self.forward(payload, seq, Expect::Single, None, false).await;
+                self.forward(payload, seq, Expect::Single, None, Needs::default()).await;
             }
             c if c == Command::COM_STMT_PREPARE as u8 => self.prepare(payload, seq).await,
             c if c == Command::COM_STMT_EXECUTE as u8 => self.execute(payload, seq).await,
@@ -264,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         for reason in new.iter() {
             self.ctx.pool.stats().pinned(reason);
         }
-        let Some(outcome) = self.forward(payload, seq, Expect::Results, None, scan.insert_id).await else {
+        let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
             return;
         };
         if scan.unlocks_tables {
@@ -291,8 +315,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// session's state. On failure the client has been told why.
     async fn acquire(&mut self, seq: &mut Sequence) -> Option<BackendConn> {
         if let Some(conn) = self.held.take() {
+            self.checked_out_now = false;
             return Some(conn);
         }
+        self.checked_out_now = true;
         let checkout = self.ctx.pool.checkout(self.found_rows(), Some(&self.state));
         let span = tracing::info_span!("pool.checkout", pool = self.ctx.pool.config().name);
         let mut conn = match checkout.instrument(span).await {
@@ -316,17 +342,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends `payload` on a connection and relays its response; keeps or releases the
     /// connection. `None` if the command did not reach a backend or the backend broke.
-    /// `insert_id`: the statement reads or sets `LAST_INSERT_ID()` (see [`Self::relay_on`]).
+    /// `needs`: what the statement needs of the connection (see [`Self::relay_on`]).
     async fn forward(
         &mut self,
         payload: &[u8],
         seq: &mut Sequence,
         expect: Expect,
         stmt_id: Option<u32>,
-        insert_id: bool,
+        needs: Needs,
     ) -> Option<Outcome> {
         let mut conn = self.acquire(seq).await?;
-        let outcome = self.relay_on(&mut conn, payload, seq, expect, stmt_id, insert_id).await;
+        let outcome = self.relay_on(&mut conn, payload, seq, expect, stmt_id, needs).await;
         self.held = Some(conn);
         if outcome.is_none() {
             self.lose_connection().await;
@@ -339,8 +365,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends `payload` on `conn` and relays the response to the client, following the state
     /// it reports. `None` if the backend broke (the client has been sent an ERR).
     ///
-    /// `insert_id`: the statement reads or sets `LAST_INSERT_ID()`; it first gets the session's
-    /// own value on `conn` (see `session/insert_id.rs`).
+    /// `needs`: what `conn` must be brought to first (the session's `LAST_INSERT_ID()`, see
+    /// `session/insert_id.rs`; no other session's warnings).
     async fn relay_on(
         &mut self,
         conn: &mut BackendConn,
@@ -348,12 +374,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         seq: &mut Sequence,
         expect: Expect,
         stmt_id: Option<u32>,
-        insert_id: bool,
+        needs: Needs,
     ) -> Option<Outcome> {
-        if insert_id && let Err(error) = self.restore_insert_id(conn).await {
+        if let Err(error) = self.ready(conn, needs).await {
             tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
-            let message =
-                format!("cannot restore this session's LAST_INSERT_ID() on a backend connection: {error}");
+            let message = format!("cannot prepare a backend connection for this statement: {error}");
             let _ = self.client.send(seq, &packets::err(ER_SERVER_LOST, b"HY000", &message)).await;
             return None;
         }
@@ -369,10 +394,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         .await;
         match result {
             Ok(outcome) => {
-                if insert_id || outcome.insert_id.is_some() {
+                if needs.insert_id || outcome.insert_id.is_some() {
                     conn.forget_insert_id();
                 }
-                self.insert_id.ran(insert_id, outcome.insert_id);
+                self.insert_id.ran(needs.insert_id, outcome.insert_id);
+                self.warnings_held = outcome.warnings > 0;
                 let applied = conn.absorb(&outcome);
                 self.state.apply(&outcome.changes);
                 if applied.untrackable {
@@ -391,13 +417,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Before a statement that reads or sets `LAST_INSERT_ID()`: the session's own value on
-    /// `conn` (anything pending read back first).
-    async fn restore_insert_id(
+    /// Brings `conn` to what a statement `needs`: no other session's diagnostics, and for a
+    /// statement that reads or sets `LAST_INSERT_ID()` the session's own value (anything
+    /// pending read back first).
+    async fn ready(
         &mut self,
         conn: &mut BackendConn,
+        needs: Needs,
     ) -> Result<(), crate::backend::BackendError> {
-        if self.insert_id.connection_holds_own() {
+        if needs.diagnostics && self.checked_out_now {
+            conn.clear_diagnostics().await?;
+        }
+        if !needs.insert_id || self.insert_id.connection_holds_own() {
             return Ok(());
         }
         if let Some(pending) = self.insert_id.take_pending() {
@@ -411,6 +442,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn settle(&mut self) {
         let keep = self.ctx.mode == PoolMode::Session
             || !self.pins.is_empty()
+            || self.warnings_held
             || self.held.as_ref().is_some_and(|c| c.in_transaction());
         if !keep && let Some(mut conn) = self.held.take() {
             if let Some(pending) = self.insert_id.take_pending() {
@@ -433,6 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         self.pins = Pins::default();
         self.insert_id.forget_pending();
+        self.warnings_held = false;
     }
 
     async fn set_option(&mut self, payload: &[u8], seq: &mut Sequence) {
@@ -467,6 +500,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.statements.clear();
         self.long_data.clear();
         self.insert_id.reset();
+        self.warnings_held = false;
         let pinned = !self.pins.is_empty();
         self.pins = Pins::default();
         if let Some(mut conn) = self.held.take() {

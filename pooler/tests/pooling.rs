@@ -257,6 +257,37 @@ async fn last_insert_id_is_each_sessions_own() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_and_errors_are_seen_only_by_their_session() {
+    let tenant = server().tenant("pool_warn", "pw-warn");
+    // One backend connection: both sessions use it in turn.
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let mut a = published.conn().await;
+    let mut b = published.conn().await;
+    type Warning = (String, u32, String);
+
+    // An error is not kept for anyone: the next session's SHOW WARNINGS starts clean.
+    a.query_drop("SELECT * FROM no_such_table").await.expect_err("a's error");
+    let seen_by_b: Vec<Warning> = b.query("SHOW WARNINGS").await.expect("b shows warnings");
+    assert_eq!(seen_by_b, [], "b saw a's error");
+    let count: Option<u32> = b.query_first("SELECT @@warning_count").await.expect("b counts");
+    assert_eq!(count, Some(0));
+
+    // A warning keeps the connection with its session until a statement leaves none.
+    a.query_drop("SELECT 1/0").await.expect("a divides by zero");
+    let waiting = tokio::spawn(async move {
+        let seen: Vec<Warning> = b.query("SHOW WARNINGS").await.expect("b shows warnings");
+        (seen, b)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "b ran while a kept its warnings");
+    let own: Vec<Warning> = a.query("SHOW WARNINGS").await.expect("a shows its warnings");
+    assert_eq!(own.iter().map(|w| w.1).collect::<Vec<_>>(), [1365], "{own:?}");
+    a.query_drop("SELECT 1").await.expect("a moves on");
+    let (seen_by_b, _b) = waiting.await.expect("b's task");
+    assert_eq!(seen_by_b, [], "b saw a's warning");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_with_an_error_that_says_so() {
     let tenant = server().tenant("pool_timeout", "pw-timeout");
     let mut cfg = config(&tenant, 1);

@@ -32,8 +32,8 @@ pub(super) struct ClientStatement {
     sql: Arc<[u8]>,
     /// What the statement was bound to when the client prepared it.
     context: Arc<ParseContext>,
-    /// It reads or sets `LAST_INSERT_ID()` (or calls a procedure).
-    insert_id: bool,
+    /// What it needs of a connection beyond the session's state.
+    needs: super::Needs,
     params: u16,
     /// The parameter types the client last bound (2 bytes each).
     types: Option<Vec<u8>>,
@@ -111,13 +111,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let outcome = if conn.is_broken() {
             None
         } else {
-            self.relay_on(&mut conn, payload, seq, Expect::Prepare, Some(id), false).await
+            self.relay_on(&mut conn, payload, seq, Expect::Prepare, Some(id), super::Needs::default()).await
         };
         if let Some(prepared) = outcome.as_ref().and_then(|o| o.prepared) {
             conn.remember_statement(sql.clone(), prepared);
             let context = Arc::new(self.state.parse_context());
-            let insert_id = crate::pins::scan(&sql).insert_id;
-            let statement = ClientStatement { sql, context, insert_id, params: prepared.params, types: None };
+            let needs = super::Needs::of(&crate::pins::scan(&sql));
+            let statement = ClientStatement { sql, context, needs, params: prepared.params, types: None };
             self.statements.insert(id, statement);
         }
         self.held = Some(conn);
@@ -184,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut rewritten = rewritten;
         rewritten[1..5].copy_from_slice(&backend_id.to_le_bytes());
         let outcome = if sent {
-            self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None, statement.insert_id).await
+            self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None, statement.needs).await
         } else {
             None
         };

@@ -108,6 +108,17 @@ pub struct Outcome {
     pub warnings: u16,
 }
 
+impl Outcome {
+    /// Takes in an OK (or an OK-shaped terminator): its status, insert id, warnings and
+    /// session-state changes.
+    fn record_ok(&mut self, ok: &OkPacket<'_>) -> Result<(), Malformed> {
+        self.status = ok.status_flags();
+        self.insert_id = ok.last_insert_id().or(self.insert_id);
+        self.warnings = ok.warnings();
+        self.changes.record(ok)
+    }
+}
+
 /// Why a response could not be relayed: the backend connection is unusable after it.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -246,10 +257,7 @@ where
             }
             (Some(OK_HEADER), Expect::Results | Expect::Ok) => {
                 let ok = packets::parse_ok(&first, caps, false)?;
-                out.status = ok.status_flags();
-                out.insert_id = ok.last_insert_id().or(out.insert_id);
-                out.warnings = ok.warnings();
-                out.changes.record(&ok)?;
+                out.record_ok(&ok)?;
                 writer.ok(&first, &ok, false).await;
                 if expect == Expect::Results && out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
                     continue;
@@ -258,10 +266,7 @@ where
             }
             (Some(_), Expect::Ok) if is_terminator(&first) => {
                 let ok = packets::parse_ok(&first, caps, true)?;
-                out.status = ok.status_flags();
-                out.insert_id = ok.last_insert_id().or(out.insert_id);
-                out.warnings = ok.warnings();
-                out.changes.record(&ok)?;
+                out.record_ok(&ok)?;
                 writer.ok(&first, &ok, true).await;
                 return Ok(());
             }
@@ -340,10 +345,7 @@ where
         }
         if is_terminator(&row) {
             let ok = packets::parse_ok(&row, caps, true)?;
-            out.status = ok.status_flags();
-            out.insert_id = ok.last_insert_id().or(out.insert_id);
-            out.warnings = ok.warnings();
-            out.changes.record(&ok)?;
+            out.record_ok(&ok)?;
             writer.ok(&row, &ok, true).await;
             return Ok(out.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS));
         }

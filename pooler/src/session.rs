@@ -394,10 +394,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         .await;
         match result {
             Ok(outcome) => {
-                if needs.insert_id || outcome.insert_id.is_some() {
+                if self.insert_id.ran(needs.insert_id, outcome.insert_id) {
                     conn.forget_insert_id();
                 }
-                self.insert_id.ran(needs.insert_id, outcome.insert_id);
                 self.warnings_held = outcome.warnings > 0;
                 let applied = conn.absorb(&outcome);
                 self.state.apply(&outcome.changes);

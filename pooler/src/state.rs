@@ -120,16 +120,6 @@ impl SessionState {
         }
     }
 
-    /// Whether a statement prepared now would serve a client that prepared it in `context`
-    /// (as [`ParseContext::serves`]).
-    pub fn fits(&self, context: &ParseContext) -> bool {
-        (context.schema.is_none() || context.schema == self.schema)
-            && PARSE_VARS
-                .iter()
-                .zip(&context.vars)
-                .all(|(name, value)| self.vars.get(*name) == value.as_ref())
-    }
-
     /// This state with `context`'s schema and parse variables: where a connection goes to
     /// prepare a statement as its client once prepared it.
     pub fn with_parse_context(&self, context: &ParseContext) -> SessionState {
@@ -259,20 +249,20 @@ mod tests {
         let context = base.parse_context();
         let mut other = base.clone();
         other.apply(&changes(&[("time_zone", "+02:00")]));
-        assert!(other.fits(&context), "time_zone does not change how a statement reads");
+        assert!(other.parse_context().serves(&context), "time_zone does not change how a statement reads");
         other.apply(&changes(&[("sql_mode", "ANSI_QUOTES")]));
-        assert!(!other.fits(&context));
+        assert!(!other.parse_context().serves(&context));
         let back = other.with_parse_context(&context);
-        assert!(back.fits(&context));
+        assert!(back.parse_context().serves(&context));
         assert_eq!(back.var("time_zone"), Some("+02:00"), "only the parse variables move");
         assert_eq!(other.replay_to(&back).set.as_deref(), Some("SET SESSION sql_mode = DEFAULT"));
 
         let mut elsewhere = base.clone();
         elsewhere.set_schema("other".into());
-        assert!(!elsewhere.fits(&context));
+        assert!(!elsewhere.parse_context().serves(&context));
         assert_eq!(elsewhere.with_parse_context(&context).schema(), Some("app"));
         let schemaless = SessionState::initial(45, None, true).parse_context();
-        assert!(elsewhere.fits(&schemaless), "no schema fits any");
+        assert!(elsewhere.parse_context().serves(&schemaless), "no schema fits any");
         assert_eq!(elsewhere.with_parse_context(&schemaless).schema(), Some("other"));
     }
 

@@ -3,12 +3,12 @@
 //!
 //! A statement that reads or sets it (or calls a procedure, or runs several statements) first
 //! gets the session's own value on its connection (`DO LAST_INSERT_ID(n)`, after reading back
-//! anything pending), and the session takes whatever the connection holds after it. Any other statement whose OK reports an
-//! insert id may have generated one; the connection's value is read back
-//! (`SELECT LAST_INSERT_ID()`) before the session gives the connection up, and taken only if
-//! it is an id such a statement reported: an OK also reports ids the function does not take
-//! (an explicit id, `ON DUPLICATE KEY UPDATE`, `REPLACE`), and then the value read is someone
-//! else's. A session that keeps its connection (transaction, pin, `session` mode) pays nothing
+//! anything pending), and the session takes whatever the connection holds after it. Any other
+//! statement whose OK reports an insert id may have generated one; the connection's value is
+//! read back (`SELECT LAST_INSERT_ID()`) before the session gives the connection up, and taken
+//! only if it is an id such a statement reported: an OK also reports ids the function does not
+//! take (an explicit id, `ON DUPLICATE KEY UPDATE`, `REPLACE`), and then the value read is
+//! someone else's. A session that keeps its connection (transaction, pin, `session` mode) pays nothing
 //! until it lets go.
 
 /// Ids remembered while a connection is held, before the value is read back anyway.
@@ -46,10 +46,10 @@ impl InsertId {
     }
 
     /// After a statement on the held connection: `sets` if it reads or sets the value, and
-    /// the insert id its last OK reported.
-    pub(super) fn ran(&mut self, sets: bool, reported: Option<u64>) {
+    /// the insert id its last OK reported. Whether the connection's value may have changed.
+    pub(super) fn ran(&mut self, sets: bool, reported: Option<u64>) -> bool {
         if !sets && reported.is_none() {
-            return;
+            return false;
         }
         let pending = self.pending.get_or_insert_with(Pending::default);
         pending.adopt |= sets;
@@ -60,6 +60,7 @@ impl InsertId {
                 pending.reported.push(id);
             }
         }
+        true
     }
 
     /// Whether the connection must be read before it goes: what is pending, taken.

@@ -87,7 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         conn: &mut BackendConn,
         statement: &ClientStatement,
     ) -> Result<Result<u32, (u16, String)>, BackendError> {
-        if conn.state().fits(&statement.context) {
+        if conn.state().parse_context().serves(&statement.context) {
             return conn.prepare_quietly(&statement.sql).await.map(|r| r.map(|p| p.id));
         }
         let prepared = match conn.replay(&self.state.with_parse_context(&statement.context)).await {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::address::canonical_ip;
 use crate::name::HostName;
-use crate::syntax::canonical_ip;
 
 /// The most addresses kept for one name; a longer DNS answer keeps its first ones.
 pub const MAX_ADDRS_PER_NAME: usize = 32;

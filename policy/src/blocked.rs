@@ -7,8 +7,8 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use thiserror::Error;
 
+use crate::address::{canonical_ip, canonical_net};
 use crate::netmap::NetMap;
-use crate::syntax::canonical_net;
 
 /// The networks blocked when a tenant declares no `deny_networks`: "this network", link-local,
 /// multicast, reserved, the unspecified IPv6 address, IPv6 link-local and multicast.
@@ -116,9 +116,10 @@ impl BlockedNetworks {
         &self.networks
     }
 
-    /// The first-declared blocked network containing this canonical address, if any.
+    /// The first-declared blocked network containing `addr`, decided as its canonical form (an
+    /// IPv6 form carrying an IPv4 address is that IPv4 address), if any.
     pub fn find(&self, addr: IpAddr) -> Option<IpNet> {
-        let index = self.map.containing(addr).map(|(_, &i)| i).min()?;
+        let index = self.map.containing(canonical_ip(addr)).map(|(_, &i)| i).min()?;
         self.networks.get(index).copied()
     }
 }
@@ -150,6 +151,10 @@ mod tests {
         assert!(b.find(ip("127.0.0.1")).is_none());
         assert!(b.find(ip("10.1.2.3")).is_none());
         assert!(b.find(ip("::1")).is_none());
+        // Every form of a blocked IPv4 address is blocked: DNS answers are checked with this too.
+        for form in ["::ffff:169.254.169.254", "::a9fe:a9fe", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::"] {
+            assert_eq!(b.find(ip(form)), Some("169.254.0.0/16".parse().unwrap()), "{form}");
+        }
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use thiserror::Error;
 
+use crate::address::{canonical_ip, canonical_net};
 use crate::name::{HostName, NameError};
 use crate::port::{PortError, PortPattern};
 use crate::scheme::{Scheme, SchemeError};
-use crate::syntax::{self, HostText, SyntaxError, canonical_ip, canonical_net};
+use crate::syntax::{self, HostText, SyntaxError};
 use crate::target::{Target, TargetHost};
 
 /// Which schemes an entry allows.

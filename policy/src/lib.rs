@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod address;
 mod bindings;
 mod blocked;
 mod decision;
@@ -37,6 +38,7 @@ mod target;
 use std::net::IpAddr;
 use std::time::Instant;
 
+pub use address::{canonical_ip, canonical_net, embedded_ipv4, is_loopback};
 pub use bindings::{MAX_ADDRS_PER_NAME, NameBindings};
 pub use blocked::{BlockedNetworks, DEFAULT_BLOCKED, DenyNetworkError, DenyNetworkSpec, PRIVATE};
 pub use decision::{Allowed, Decision, Denied, DenyReason};

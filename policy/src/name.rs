@@ -12,7 +12,8 @@ const MAX_LABEL_LEN: usize = 63;
 /// A DNS host name in canonical form: ASCII, lowercase, no trailing dot, IDNA (punycode) labels.
 ///
 /// Every label is 1–63 characters of `a-z 0-9 - _`, not starting or ending with `-`, and the last
-/// label is not all digits (that would be a malformed IPv4 address). Two names are equal exactly
+/// label is not a number, decimal or `0x` hexadecimal (that would be an IPv4 address in a form
+/// that C's `inet_aton` reads, such as `127.1` or `0x7f000001`, not a name). Two names are equal exactly
 /// when they name the same host, which is what lets matching compare strings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostName(Box<str>);
@@ -46,7 +47,8 @@ pub enum NameError {
     /// A `*` outside the one place it may stand.
     #[error("`*` may only be the whole host or its first label (`*.example.com`), not part of `{0}`")]
     Wildcard(String),
-    /// The last label is numeric, so this was meant as an IPv4 address but is not a valid one.
+    /// The last label is a number (decimal or `0x` hexadecimal), so this was meant as an IPv4
+    /// address but is not a dotted quad.
     #[error("`{0}` is neither a valid IPv4 address nor a host name")]
     NumericLastLabel(String),
     /// A non-ASCII name that IDNA could not convert.
@@ -106,7 +108,8 @@ fn validate(ascii: &str, input: &str) -> Result<(), NameError> {
         }
     }
     let last = ascii.rsplit('.').next().unwrap_or(ascii);
-    if last.chars().all(|c| c.is_ascii_digit()) {
+    let hex = last.strip_prefix("0x").is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+    if hex || last.chars().all(|c| c.is_ascii_digit()) {
         return Err(NameError::NumericLastLabel(input.to_owned()));
     }
     Ok(())

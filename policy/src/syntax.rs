@@ -4,9 +4,8 @@
 //! queries, fragments, user info, white space); what each piece means is decided by
 //! [`crate::entry`] and [`crate::target`].
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use ipnet::IpNet;
 use thiserror::Error;
 
 /// Why the text could not be cut into scheme, host and port.
@@ -114,27 +113,6 @@ pub fn split(text: &str) -> Result<Parts<'_>, SyntaxError> {
     Ok(Parts { scheme, host, port })
 }
 
-/// The address decisions are made on: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) becomes its
-/// IPv4 address, every other address is itself.
-pub fn canonical_ip(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        IpAddr::V4(_) => addr,
-    }
-}
-
-/// The network decisions are made on: a network inside `::ffff:0:0/96` becomes the IPv4 network it
-/// maps, every other network is itself.
-pub fn canonical_net(net: IpNet) -> IpNet {
-    match net {
-        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
-            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
-            None => net,
-        },
-        _ => net,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,15 +146,5 @@ mod tests {
         assert_eq!(split(":80"), Err(SyntaxError::EmptyHost));
         assert_eq!(split("[::1"), Err(SyntaxError::Brackets));
         assert_eq!(split("[::1]x"), Err(SyntaxError::Brackets));
-    }
-
-    #[test]
-    fn canonicalises_mapped_addresses_and_networks() {
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
-        assert_eq!(canonical_ip(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
-        let net: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
-        assert_eq!(canonical_net(net), "10.0.0.0/8".parse::<IpNet>().unwrap());
-        let plain: IpNet = "2001:db8::/32".parse().unwrap();
-        assert_eq!(canonical_net(plain), plain);
     }
 }

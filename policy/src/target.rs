@@ -6,10 +6,11 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::address::canonical_ip;
 use crate::name::{HostName, NameError};
 use crate::port::{PortError, parse_port};
 use crate::scheme::{Scheme, SchemeError};
-use crate::syntax::{self, SyntaxError, canonical_ip};
+use crate::syntax::{self, SyntaxError};
 
 /// The host of a target: a canonical name, or a canonical address (IPv4-mapped IPv6 as IPv4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

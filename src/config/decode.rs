@@ -256,6 +256,38 @@ fn unique<K: Eq + std::hash::Hash + std::fmt::Display>(
     }
 }
 
+/// Reports an embedded user or database that two tenants declare: they would share one account
+/// with `ALL` on both databases. (Pools of one tenant may share them.)
+fn embedded_accounts_are_not_shared(d: &mut Diagnostics, tenants: &[(Option<Tenant>, KeyPath)]) {
+    let mut users: HashMap<&str, (&str, KeyPath)> = HashMap::new();
+    let mut databases: HashMap<&str, (&str, KeyPath)> = HashMap::new();
+    for (tenant, tenant_path) in tenants.iter().filter_map(|(t, p)| Some((t.as_ref()?, p))) {
+        for (i, pool) in tenant.pools.iter().enumerate().filter(|(_, p)| p.backend == Backend::Embedded) {
+            let pool_path = tenant_path.key("pools").index(i);
+            let keyed = [
+                ("user", Some(pool.user.as_str()), &mut users),
+                ("database", pool.database.as_deref(), &mut databases),
+            ];
+            for (key, value, seen) in keyed {
+                let Some(value) = value else { continue };
+                let path = pool_path.key(key);
+                match seen.get(value) {
+                    Some((owner, first)) if *owner != tenant.name => d.error(
+                        &path,
+                        format!(
+                            "embedded {key} `{value}` is already tenant `{owner}`'s (at {first}); each tenant needs an embedded {key} of its own"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(value, (tenant.name.as_str(), path));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn cross_tenant_checks(d: &mut Diagnostics, tenants: &[(Option<Tenant>, KeyPath)], admin: Option<&Admin>) {
     let decoded = || tenants.iter().filter_map(|(t, p)| Some((t.as_ref()?, p)));
     unique(d, decoded().map(|(t, p)| (t.name.clone(), p.key("name"))), "tenant name");
@@ -274,6 +306,7 @@ fn cross_tenant_checks(d: &mut Diagnostics, tenants: &[(Option<Tenant>, KeyPath)
         })
     });
     unique(d, routes, "ingress route");
+    embedded_accounts_are_not_shared(d, tenants);
     let publish = decoded()
         .flat_map(|(t, p)| {
             t.pools

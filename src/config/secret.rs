@@ -24,6 +24,9 @@ pub enum SecretError {
     /// The variable is not set.
     #[error("environment variable `{0}` is not set")]
     Missing(String),
+    /// The variable is set but empty: an empty password is no password.
+    #[error("environment variable `{0}` is empty; a secret cannot be empty")]
+    Empty(String),
 }
 
 impl Secret {
@@ -40,6 +43,9 @@ impl Secret {
             return Err(SecretError::BadName(name.to_owned()));
         }
         let value = lookup(name).ok_or_else(|| SecretError::Missing(name.to_owned()))?;
+        if value.is_empty() {
+            return Err(SecretError::Empty(name.to_owned()));
+        }
         Ok(Secret { reference: text.to_owned(), value })
     }
 
@@ -86,5 +92,10 @@ mod tests {
         assert_eq!(Secret::resolve("hunter2", &env), Err(SecretError::NotAReference));
         assert_eq!(Secret::resolve("${env:1X}", &env), Err(SecretError::BadName("1X".into())));
         assert_eq!(Secret::resolve("${env:NOPE}", &env), Err(SecretError::Missing("NOPE".into())));
+        let empty = |_: &str| Some(String::new());
+        assert_eq!(
+            Secret::resolve("${env:DB_PASSWORD}", &empty),
+            Err(SecretError::Empty("DB_PASSWORD".into()))
+        );
     }
 }

@@ -326,7 +326,47 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
         );
         ok = false;
     }
+    if pool.backend == Backend::Embedded {
+        ok &= embedded_account_is_a_tenants_own(d, &pool, path);
+    }
     ok.then_some(pool)
+}
+
+/// Accounts of the embedded server that no tenant may be given: its administrators and the
+/// server's own (`ALTER USER` on them would hand a tenant the server).
+const RESERVED_EMBEDDED_USERS: &[&str] = &["root", "mysql", "mariadb.sys", "public"];
+/// Databases of the embedded server that no tenant may be granted (`GRANT ALL ON mysql.*` is the
+/// whole server).
+const RESERVED_EMBEDDED_DATABASES: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+
+/// Reports an embedded pool whose user or database is one of the server's own.
+fn embedded_account_is_a_tenants_own(d: &mut Diagnostics, pool: &Pool, path: &KeyPath) -> bool {
+    let mut ok = true;
+    let user = pool.user.to_ascii_lowercase();
+    if user.is_empty() || RESERVED_EMBEDDED_USERS.contains(&user.as_str()) {
+        d.error(
+            &path.key("user"),
+            format!(
+                "`{}` is reserved on the embedded server (reserved: {}, and the empty user); give the pool a user of its own",
+                pool.user,
+                RESERVED_EMBEDDED_USERS.join(", ")
+            ),
+        );
+        ok = false;
+    }
+    if let Some(database) = &pool.database
+        && RESERVED_EMBEDDED_DATABASES.contains(&database.to_ascii_lowercase().as_str())
+    {
+        d.error(
+            &path.key("database"),
+            format!(
+                "`{database}` is the embedded server's own database (reserved: {}); give the pool a database of its own",
+                RESERVED_EMBEDDED_DATABASES.join(", ")
+            ),
+        );
+        ok = false;
+    }
+    ok
 }
 
 fn backend(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Backend> {

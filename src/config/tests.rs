@@ -250,3 +250,61 @@ tenants:
     assert_eq!((sql.listen.port(), sql.user.as_str()), (9091, "ops"));
     assert_eq!(sql.password.reference(), "${env:ACME_DB_PASSWORD}");
 }
+
+#[test]
+fn embedded_accounts_are_each_tenants_own_and_never_the_servers() {
+    let shared = r#"tenants:
+  - name: acme
+    pools:
+      - {name: main, backend: embedded, database: shop, user: app, password: "${env:ACME_DB_PASSWORD}"}
+      - {name: other, port: 3307, backend: embedded, database: shop, user: app, password: "${env:ACME_DB_PASSWORD}"}
+  - name: globex
+    pools:
+      - {name: main, backend: embedded, database: shop, user: app, password: "${env:ACME_DB_PASSWORD}"}
+"#;
+    let found = errors(shared);
+    let at = |found: &[(String, Option<usize>, String)], path: &str, piece: &str| {
+        found.iter().any(|(p, _, m)| p == path && m.contains(piece))
+    };
+    // One tenant's two pools may share an account; another tenant may not.
+    assert!(!found.iter().any(|(p, _, _)| p.starts_with("tenants[0]")), "{found:#?}");
+    assert!(
+        at(&found, "tenants[1].pools[0].user", "embedded user `app` is already tenant `acme`'s"),
+        "{found:#?}"
+    );
+    assert!(
+        at(&found, "tenants[1].pools[0].database", "embedded database `shop` is already tenant `acme`'s"),
+        "{found:#?}"
+    );
+
+    let reserved = r#"tenants:
+  - name: acme
+    pools:
+      - {name: admin, backend: embedded, database: mysql, user: Root, password: "${env:ACME_DB_PASSWORD}"}
+"#;
+    let found = errors(reserved);
+    assert!(
+        at(&found, "tenants[0].pools[0].user", "`Root` is reserved on the embedded server"),
+        "{found:#?}"
+    );
+    assert!(
+        at(&found, "tenants[0].pools[0].database", "`mysql` is the embedded server's own database"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn an_empty_secret_is_rejected_with_its_key_path() {
+    let text = r#"tenants:
+  - name: acme
+    pools:
+      - {name: main, backend: embedded, user: app, password: "${env:EMPTY_PASSWORD}"}
+"#;
+    let empty = |name: &str| (name == "EMPTY_PASSWORD").then(String::new);
+    let findings = load(text, &Overrides::default(), &empty).expect_err("an empty password is rejected");
+    assert!(
+        findings.iter().any(|d| d.path.as_str() == "tenants[0].pools[0].password"
+            && d.message.contains("environment variable `EMPTY_PASSWORD` is empty")),
+        "{findings:#?}"
+    );
+}

@@ -3,7 +3,13 @@
 //! TCP port (`--skip-networking`: pools reach it over its unix socket), the tenants' databases
 //! and users created or updated at every start, and stopped on exit. A watchdog stops it too if
 //! this process dies without stopping it.
+//!
+//! Closed to other local users (THREATS.md invariant 7): the server's folder is `0700` and its
+//! socket `0600`, and no account logs in without credentials. The administrator account is the
+//! OS user that runs Switchyard, by unix-socket authentication (`root` when run as root); a datadir
+//! created before (password-less `root`) is brought to the same state at start.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +29,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct EmbeddedMariaDb {
     dir: PathBuf,
     socket: PathBuf,
+    /// The server account of the OS user running Switchyard (unix-socket authentication).
+    admin: String,
 }
 
 /// Reaches the embedded server over its unix socket.
@@ -51,6 +59,12 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// Makes `path` readable, writable and searchable by its owner only.
+fn owner_only(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("state_dir: cannot restrict {} to its owner", path.display()))
+}
+
 /// A backtick-quoted identifier.
 fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -69,13 +83,16 @@ impl EmbeddedMariaDb {
         let data = dir.join("data");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
+        owner_only(state_dir, 0o700)?;
+        owner_only(&dir, 0o700)?;
         let dir = dir.canonicalize().with_context(|| format!("state_dir: {}", dir.display()))?;
         let data = dir.join(data.file_name().unwrap_or_default());
         let user = if is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
         if !data.join("mysql").exists() {
             tracing::info!(datadir = %data.display(), "initializing the embedded MariaDB");
             let out = Command::new("mariadb-install-db")
-                .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+                .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
+                .arg(format!("--auth-root-socket-user={user}"))
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--user={user}"))
                 .stdout(Stdio::null())
@@ -110,8 +127,9 @@ impl EmbeddedMariaDb {
             .stderr(Stdio::null())
             .spawn()
             .context("backend embedded: cannot run mariadbd")?;
-        let embedded = EmbeddedMariaDb { dir, socket };
+        let embedded = EmbeddedMariaDb { dir, socket, admin: user };
         embedded.wait_until_up()?;
+        owner_only(&embedded.socket, 0o600)?;
         embedded.provision(config)?;
         tracing::info!(state_dir = %embedded.dir.display(), socket = %embedded.socket.display(), "embedded MariaDB running");
         Ok(embedded)
@@ -135,9 +153,21 @@ impl EmbeddedMariaDb {
         Ok(())
     }
 
-    /// Creates each embedded pool's database and user (the password set to the pool's).
+    /// Closes every way in without credentials, then creates each embedded pool's database and
+    /// user (the password set to the pool's).
     fn provision(&self, config: &Config) -> anyhow::Result<()> {
-        let mut sql = String::new();
+        let admin = literal(&self.admin);
+        // The administrator is the OS user running Switchyard, over the socket only; `root` (when
+        // that is someone else) likewise; anonymous accounts are dropped. Idempotent, and it
+        // closes a datadir that an older Switchyard created with a password-less `root`.
+        let mut sql = format!(
+            "CREATE USER IF NOT EXISTS {admin}@'localhost' IDENTIFIED VIA unix_socket;\n\
+             ALTER USER {admin}@'localhost' IDENTIFIED VIA unix_socket;\n\
+             GRANT ALL ON *.* TO {admin}@'localhost' WITH GRANT OPTION;\n\
+             ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket;\n\
+             DELETE FROM mysql.global_priv WHERE User = '';\n\
+             FLUSH PRIVILEGES;\n"
+        );
         for tenant in &config.tenants {
             for pool in tenant.pools.iter().filter(|p| p.backend == Backend::Embedded) {
                 let user = literal(&pool.user);
@@ -154,8 +184,20 @@ impl EmbeddedMariaDb {
                 }
             }
         }
+        let first = self.run_sql(&self.admin, &sql);
+        // A datadir from before these accounts existed: its `root` still has no password.
+        let result = match first {
+            Err(_) if self.admin != "root" => self.run_sql("root", &sql),
+            other => other,
+        };
+        result.context("backend embedded: creating the pools' databases and users failed")
+    }
+
+    /// Runs `sql` as server account `user` over the socket (unix-socket authentication: the OS
+    /// user running this process).
+    fn run_sql(&self, user: &str, sql: &str) -> anyhow::Result<()> {
         let mut child = Command::new("mariadb")
-            .args(["--no-defaults", "-u", "root", "--batch"])
+            .args(["--no-defaults", "-u", user, "--batch"])
             .arg(format!("--socket={}", self.socket.display()))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -168,10 +210,7 @@ impl EmbeddedMariaDb {
         }
         let out = child.wait_with_output().context("backend embedded: provisioning")?;
         if !out.status.success() {
-            bail!(
-                "backend embedded: creating the pools' databases and users failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("as `{user}`: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
     }

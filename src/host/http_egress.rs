@@ -2,8 +2,9 @@
 //!
 //! The request's `scheme://host:port` is decided first; a name is then resolved and every
 //! address decided again (with the name bound to it), and the connection goes only to an address
-//! that passed. Loopback destinations (`127.0.0.0/8`, `::1`, `localhost`) are the workload's own
-//! virtual network and need no entry, as for sockets. Denied requests fail with
+//! that passed. Loopback destinations (`127.0.0.0/8`, `::1` in any address form, `localhost`, a
+//! name that resolves to one) are the workload's own virtual network and need no entry, as for
+//! sockets: a guest's request never reaches the host's own loopback. Denied requests fail with
 //! `HTTP-request-denied`, which the guest can handle; the log says why.
 
 use std::net::{IpAddr, SocketAddr};
@@ -123,7 +124,7 @@ async fn connect(
     timeout: Duration,
 ) -> Result<Box<dyn StreamBox>, Error> {
     let literal = host.parse::<IpAddr>().ok();
-    let is_localhost = host.eq_ignore_ascii_case("localhost");
+    let is_localhost = literal.is_none() && HostName::parse(host).is_ok_and(|n| n.as_str() == "localhost");
     if literal.is_some_and(is_virtual) || is_localhost {
         let ip = literal.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         return connect_virtual(network, SocketAddr::new(ip, port));

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
@@ -27,6 +28,18 @@ use super::shards::Shards;
 
 /// Requests handled at once per listen address; more get `503`.
 pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// The identifier of one ingress request: unique within this process (a per-start prefix and a
+/// counter). A client gets it with an error, the log has it with the error's details, so that the
+/// two can be matched without the details ever reaching the client.
+fn next_request_id() -> String {
+    static START: LazyLock<u32> = LazyLock::new(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        now.subsec_nanos() ^ (now.as_secs() as u32)
+    });
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:08x}-{}", *START, NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 /// An http component, ready to be instantiated per request.
 pub struct HttpComponent {
@@ -200,11 +213,12 @@ async fn dispatch(
     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
         return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
     };
-    let (tenant, name) = (component.workload.tenant.clone(), component.name.clone());
+    let request_id = next_request_id();
     let span = tracing::info_span!(
         "http.request",
-        tenant = &*tenant,
-        component = name,
+        tenant = &*component.workload.tenant,
+        component = component.name,
+        request_id,
         method = %request.method(),
         path = request.uri().path(),
         status = tracing::field::Empty,
@@ -218,13 +232,18 @@ async fn dispatch(
         }
         .instrument(span.clone()),
     );
+    // The details (traps, the component's errors) go to the log; the client, who may be anyone,
+    // gets a short message and the id to quote.
     let response = match task.await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
             tracing::warn!(parent: &span, "request failed: {e:#}");
-            text(500, format!("tenant {tenant}: component {name}: {e:#}\n"))
+            text(500, format!("internal error (request id {request_id})\n"))
         }
-        Err(e) => text(503, format!("tenant {tenant}: component {name}: the request was cancelled: {e}\n")),
+        Err(e) => {
+            tracing::warn!(parent: &span, "request cancelled: {e}");
+            text(503, format!("the request was cancelled (request id {request_id})\n"))
+        }
     };
     span.record("status", response.status().as_u16());
     response

@@ -106,7 +106,8 @@ async fn run(
             egress: Egress::new(
                 tenant.name.as_str(),
                 tenant.policy(),
-                resolver.clone(),
+                // A cache of its own: no tenant learns from lookup times which names others use.
+                resolver.for_workload().with_context(|| format!("tenant {}: DNS resolver", tenant.name))?,
                 EGRESS_CONNECT_TIMEOUT,
             ),
             shard: index,

@@ -6,20 +6,26 @@
 //! connection is made only to addresses that passed, tried in the resolver's order, each within
 //! the connect timeout; TLS is originated when asked (SNI and verification against the server
 //! name), its handshake also bounded by the connect timeout.
+//!
+//! The host's own loopback (in any address form) is reached only when the config names it: the
+//! target is a loopback address, `localhost`, or a name with a fixed answer in `dns.hosts`. A name
+//! that DNS answers with a loopback address is refused, so whoever controls a zone cannot turn a
+//! declared forward or pool backend towards the host's own listeners.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use switchyard_policy::{Target, TargetHost};
+use switchyard_policy::{Denied, Target, TargetHost, is_loopback};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::egress::Egress;
+use crate::dns::DnsError;
+use crate::egress::{Egress, EgressError};
 use crate::tls::{TlsClient, TlsError};
 
 /// TLS to originate on a dialed connection.
@@ -36,10 +42,21 @@ pub struct DialTls {
 pub enum DialError {
     /// The policy denies the target or one of its addresses (the reason names the entry to add).
     #[error("{0}")]
-    Denied(String),
+    Denied(Box<Denied>),
     /// The name did not resolve.
     #[error("{0}")]
-    Resolve(String),
+    Resolve(DnsError),
+    /// DNS answered a name with a loopback address, which the config did not name.
+    #[error(
+        "{target} resolved to {addr}, a loopback address of this host; a forward or pool backend \
+         reaches the host's loopback only when the config names it (`127.0.0.1`, `localhost`, or a `dns.hosts` answer)"
+    )]
+    LoopbackNotDeclared {
+        /// The target.
+        target: Target,
+        /// The loopback address DNS answered.
+        addr: IpAddr,
+    },
     /// Every resolved address was denied (none was tried).
     #[error("no resolved address of {target} is allowed")]
     NoAllowedAddress {
@@ -48,7 +65,7 @@ pub enum DialError {
     },
     /// Every allowed address failed to connect; the last error.
     #[error("{0}")]
-    Connect(String),
+    Connect(EgressError),
     /// The TLS handshake failed.
     #[error("{0}")]
     Tls(TlsError),
@@ -79,19 +96,24 @@ pub async fn dial(
     tls: Option<&DialTls>,
     connect_timeout: Duration,
 ) -> Result<Dialed, DialError> {
-    egress.check(component, target).map_err(|denied| DialError::Denied(denied.to_string()))?;
-    let addrs = match target.host() {
-        TargetHost::Addr(ip) => vec![*ip],
+    egress.check(component, target).map_err(|denied| DialError::Denied(Box::new(denied)))?;
+    let (addrs, loopback_declared) = match target.host() {
+        TargetHost::Addr(ip) => (vec![*ip], true),
         TargetHost::Name(name) => {
-            egress.resolve(name).await.map_err(|e| DialError::Resolve(e.to_string()))?.addrs
+            let answer = egress.resolve(name).await.map_err(DialError::Resolve)?;
+            (answer.addrs, answer.fixed || name.as_str() == "localhost")
         }
     };
     let mut last: Option<DialError> = None;
     for ip in addrs {
+        if is_loopback(ip) && !loopback_declared {
+            last.get_or_insert(DialError::LoopbackNotDeclared { target: target.clone(), addr: ip });
+            continue;
+        }
         let addr = SocketAddr::new(ip, target.port());
         let per_address = Target::new(target.scheme().clone(), TargetHost::Addr(ip), target.port());
         if let Err(denied) = egress.check(component, &per_address) {
-            last.get_or_insert(DialError::Denied(denied.to_string()));
+            last.get_or_insert(DialError::Denied(Box::new(denied)));
             continue;
         }
         match egress.connect_within(addr, connect_timeout).await {
@@ -110,7 +132,7 @@ pub async fn dial(
                     },
                 };
             }
-            Err(e) => last = Some(DialError::Connect(e.to_string())),
+            Err(e) => last = Some(DialError::Connect(e)),
         }
     }
     Err(last.unwrap_or_else(|| DialError::NoAllowedAddress { target: target.clone() }))

@@ -2,14 +2,19 @@
 //! configuration (`/etc/resolv.conf`, `/etc/hosts`), every lookup bounded by a timeout, and the
 //! answer's TTL kept so that name bindings expire with it. Fixed answers declared in the config
 //! (`dns.hosts`) are consulted first.
+//!
+//! Each workload resolves through its own [`Resolver::for_workload`], whose answer cache is its
+//! own: one tenant's lookups never warm another's, so the time a lookup takes tells a tenant
+//! nothing about which names other tenants use. A workload's cache holds at most
+//! [`CACHE_RESPONSES`] responses.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::ResolverConfig;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use switchyard_policy::HostName;
 use thiserror::Error;
@@ -18,10 +23,16 @@ use thiserror::Error;
 /// carry a very long one).
 pub const MAX_TTL: Duration = Duration::from_secs(300);
 
-/// A DNS resolver shared by every workload of a host. Cheap to clone.
+/// The most DNS responses one workload's resolver keeps cached.
+pub const CACHE_RESPONSES: u64 = 256;
+
+/// A DNS resolver with an answer cache of its own. Cheap to clone; a clone shares the cache, so a
+/// workload gets a new one from [`Resolver::for_workload`] instead.
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    config: ResolverConfig,
+    options: ResolverOpts,
     timeout: Duration,
     fixed: Arc<BTreeMap<HostName, Vec<IpAddr>>>,
 }
@@ -42,6 +53,8 @@ pub struct Answer {
     pub addrs: Vec<IpAddr>,
     /// How long the answer may be used (at most [`MAX_TTL`]).
     pub ttl: Duration,
+    /// Whether the answer is one the config declared (`dns.hosts`), not one DNS gave.
+    pub fixed: bool,
 }
 
 /// Why a lookup gave no addresses; each names the name.
@@ -79,20 +92,41 @@ impl Resolver {
     ///
     /// Must be called inside a tokio runtime.
     pub fn system(timeout: Duration) -> Result<Self, DnsError> {
-        let mut builder = TokioResolver::builder_tokio().map_err(|e| DnsError::Config(e.to_string()))?;
-        builder.options_mut().timeout = timeout;
-        let inner = builder.build().map_err(|e| DnsError::Config(e.to_string()))?;
-        Ok(Resolver { inner, timeout, fixed: Arc::default() })
+        let (config, options) =
+            hickory_resolver::system_conf::read_system_conf().map_err(|e| DnsError::Config(e.to_string()))?;
+        Resolver::new(config, options, timeout)
     }
 
     /// A resolver that asks no name server: only the hosts file answers (for hosts without
     /// `/etc/resolv.conf`, and for tests that must not leave the machine).
     pub fn hosts_file_only(timeout: Duration) -> Result<Self, DnsError> {
-        let config = ResolverConfig::from_parts(None, vec![], vec![]);
-        let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
-        builder.options_mut().timeout = timeout;
-        let inner = builder.build().map_err(|e| DnsError::Config(e.to_string()))?;
-        Ok(Resolver { inner, timeout, fixed: Arc::default() })
+        Resolver::new(ResolverConfig::from_parts(None, vec![], vec![]), ResolverOpts::default(), timeout)
+    }
+
+    /// A resolver asking exactly these name servers over UDP (for example one on loopback).
+    pub fn with_name_servers(servers: &[SocketAddr], timeout: Duration) -> Result<Self, DnsError> {
+        let servers = servers
+            .iter()
+            .map(|addr| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                NameServerConfig::new(addr.ip(), true, vec![udp])
+            })
+            .collect();
+        Resolver::new(ResolverConfig::from_parts(None, vec![], servers), ResolverOpts::default(), timeout)
+    }
+
+    fn new(config: ResolverConfig, mut options: ResolverOpts, timeout: Duration) -> Result<Self, DnsError> {
+        options.timeout = timeout;
+        options.cache_size = CACHE_RESPONSES;
+        let inner = build(&config, &options)?;
+        Ok(Resolver { inner, config, options, timeout, fixed: Arc::default() })
+    }
+
+    /// A resolver for one workload: the same name servers, options and fixed answers as this one,
+    /// and an empty cache that no other workload shares.
+    pub fn for_workload(&self) -> Result<Self, DnsError> {
+        Ok(Resolver { inner: build(&self.config, &self.options)?, ..self.clone() })
     }
 
     /// This resolver, answering the names in `fixed` with their addresses (TTL [`MAX_TTL`])
@@ -105,7 +139,7 @@ impl Resolver {
     /// Resolves `name` to its addresses, within the timeout.
     pub async fn resolve(&self, name: &HostName) -> Result<Answer, DnsError> {
         if let Some(addrs) = self.fixed.get(name) {
-            return Ok(Answer { addrs: addrs.clone(), ttl: MAX_TTL });
+            return Ok(Answer { addrs: addrs.clone(), ttl: MAX_TTL, fixed: true });
         }
         let text = name.as_str();
         // A trailing dot makes the name absolute: no search-domain queries.
@@ -125,6 +159,12 @@ impl Resolver {
             return Err(DnsError::NotFound { name: text.to_owned() });
         }
         let ttl = lookup.valid_until().saturating_duration_since(Instant::now()).min(MAX_TTL);
-        Ok(Answer { addrs, ttl })
+        Ok(Answer { addrs, ttl, fixed: false })
     }
+}
+
+fn build(config: &ResolverConfig, options: &ResolverOpts) -> Result<TokioResolver, DnsError> {
+    let mut builder = TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default());
+    *builder.options_mut() = options.clone();
+    builder.build().map_err(|e| DnsError::Config(e.to_string()))
 }

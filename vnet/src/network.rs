@@ -83,9 +83,18 @@ fn loopback(ip: IpAddr) -> IpAddr {
     if ip.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) }
 }
 
-/// Whether `ip` belongs to the virtual network (`127.0.0.0/8` or `::1`).
+/// Whether `ip` names the virtual network: `127.0.0.0/8` or `::1` in any of their forms
+/// (IPv4-mapped, IPv4-compatible, NAT64, 6to4; see [`switchyard_policy::canonical_ip`]). A guest's
+/// traffic to such an address stays on its workload's network and never reaches the host's own
+/// loopback.
 pub fn is_virtual(ip: IpAddr) -> bool {
-    ip.is_loopback()
+    switchyard_policy::is_loopback(ip)
+}
+
+/// The virtual address a connect to `to` reaches: `to` with its address in canonical form, so
+/// that `[::ffff:127.0.0.1]:80` is `127.0.0.1:80` and `[::1]:80` stays itself.
+fn canonical(to: SocketAddr) -> SocketAddr {
+    SocketAddr::new(switchyard_policy::canonical_ip(to.ip()), to.port())
 }
 
 impl Network {
@@ -112,7 +121,8 @@ impl Network {
     /// Binds `addr` (port 0: an ephemeral port). The binding lasts until the returned handle drops.
     pub fn bind(self: &Arc<Self>, addr: SocketAddr) -> Result<BoundPort, BindError> {
         let ip = addr.ip();
-        if !(is_virtual(ip) || ip.is_unspecified()) {
+        // Bindings are keyed by the plain forms only (`127.0.0.0/8`, `::1`, `0.0.0.0`, `::`).
+        if !(ip.is_loopback() || ip.is_unspecified()) {
             return Err(BindError::NotBindable { network: self.name.to_string(), addr });
         }
         let mut table = self.table();
@@ -156,6 +166,7 @@ impl Network {
     /// Connects to the listener at `to` from a fresh ephemeral port on the loopback address of
     /// `to`'s family.
     pub fn connect(self: &Arc<Self>, to: SocketAddr) -> Result<Connection, ConnectError> {
+        let to = canonical(to);
         if !is_virtual(to.ip()) {
             return Err(ConnectError::NotVirtual { network: self.name.to_string(), addr: to });
         }
@@ -170,6 +181,7 @@ impl Network {
         local: BoundPort,
         to: SocketAddr,
     ) -> Result<Connection, ConnectError> {
+        let to = canonical(to);
         let refused = || ConnectError::Refused { network: self.name.to_string(), addr: to };
         if !is_virtual(to.ip()) {
             return Err(ConnectError::NotVirtual { network: self.name.to_string(), addr: to });

@@ -9,6 +9,7 @@
 //!   line, or `502` with the error.
 //! - `GET /fetch/<url>` — sends an outgoing `GET <url>` through `wasi:http` and answers with its
 //!   status and body, or `502` with the `wasi:http` error code.
+//! - `GET /panic` — traps before answering (the host must not show the trap to the client).
 //!
 //! Anything else answers `404`.
 
@@ -39,6 +40,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Gateway {
             lookup(name)
         } else if let Some(url) = path.strip_prefix("/fetch/") {
             fetch(url)
+        } else if path == "/panic" {
+            panic!("http-gateway: panicking on purpose at /panic");
         } else {
             (404, format!("no such route: {path}\n").into_bytes())
         };

@@ -42,6 +42,10 @@ enum Command {
     Up {
         /// The YAML config file.
         config: PathBuf,
+        /// Worker shards (single-threaded runtimes; tenant i runs on shard i mod N). Default: one
+        /// per core.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        shards: Option<u16>,
         #[command(flatten)]
         overrides: OverrideArgs,
     },
@@ -170,13 +174,13 @@ impl Cli {
                 print!("{drawn}");
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Up { config, overrides } => {
+            Command::Up { config, shards, overrides } => {
                 let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
                 else {
                     return Ok(ExitCode::from(2));
                 };
                 let base = config.parent().unwrap_or(std::path::Path::new("."));
-                crate::host::up(&loaded.config, base)?;
+                crate::host::up(&loaded.config, base, shards.map(usize::from))?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Status { config, overrides } => {

@@ -22,7 +22,7 @@ const ADMIN_KEYS: &[&str] = &["listen", "sql"];
 const ADMIN_SQL_KEYS: &[&str] = &["listen", "user", "password"];
 const TENANT_KEYS: &[&str] =
     &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
-const LIMIT_KEYS: &[&str] = &["max_sockets", "max_connections"];
+const LIMIT_KEYS: &[&str] = &["max_sockets", "max_connections", "max_instances", "request_timeout"];
 
 /// Decodes and checks a whole document.
 pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvLookup<'_>) -> Option<Config> {
@@ -221,7 +221,12 @@ fn require_allowed(
 
 /// The tenant limits when none are written.
 pub fn default_limits() -> TenantLimits {
-    TenantLimits { max_sockets: 1024, max_connections: 4096 }
+    TenantLimits {
+        max_sockets: 1024,
+        max_connections: 4096,
+        max_instances: 100,
+        request_timeout: std::time::Duration::from_secs(30),
+    }
 }
 
 fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLimits> {
@@ -230,7 +235,22 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
     let count = |d: &mut Diagnostics, v: &Value, p: &KeyPath| integer(d, v, p, "a count");
     let max_sockets = f.or(d, "max_sockets", default.max_sockets, count);
     let max_connections = f.or(d, "max_connections", default.max_connections, count);
-    Some(TenantLimits { max_sockets: max_sockets?, max_connections: max_connections? })
+    let max_instances =
+        f.or(d, "max_instances", default.max_instances, |d, v, p| sections::positive(d, v, p, "a count"));
+    let request_timeout = f.or(d, "request_timeout", default.request_timeout, duration);
+    let request_timeout = request_timeout.filter(|t| {
+        let ok = !t.is_zero();
+        if !ok {
+            d.error(&path.key("request_timeout"), "a request needs some time: give a duration above 0");
+        }
+        ok
+    });
+    Some(TenantLimits {
+        max_sockets: max_sockets?,
+        max_connections: max_connections?,
+        max_instances: max_instances?,
+        request_timeout: request_timeout?,
+    })
 }
 
 /// Collects every item, or `None` if any failed (after all were tried).

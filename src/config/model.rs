@@ -101,13 +101,19 @@ impl Tenant {
     }
 }
 
-/// Caps on one tenant's virtual network.
+/// Caps on one tenant: its virtual network and its http component instances. Each is the
+/// tenant's own budget: reaching it fails only the tenant's own requests and connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantLimits {
     /// Sockets open at once across the tenant's guests.
     pub max_sockets: u32,
     /// Virtual connections open at once.
     pub max_connections: u32,
+    /// Http component instances alive at once; a request beyond it gets `503`.
+    pub max_instances: u32,
+    /// The longest an http component instance may live for one request; past it the instance is
+    /// dropped and a client still waiting gets `504`.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A wasm component.

@@ -152,6 +152,12 @@ fn ingress(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Ingress
     Some(Ingress { listen: listen?, host: host?, path_prefix: path_prefix? })
 }
 
+/// The shortest first restart delay: a service that crashes at once must not restart in a busy
+/// loop (THREATS.md invariant 2).
+pub const BACKOFF_FLOOR: Duration = Duration::from_millis(10);
+/// The most restarts in a row a service may be given before it is given up.
+pub const MAX_RESTARTS_CEILING: u32 = 1000;
+
 /// The restart policy of a service that declares none.
 pub fn default_restart() -> Restart {
     Restart {
@@ -170,11 +176,26 @@ fn restart(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Restart
     let backoff_max = f.or(d, "backoff_max", default.backoff_max, duration);
     let r =
         Restart { max_restarts: max_restarts?, backoff_initial: backoff_initial?, backoff_max: backoff_max? };
+    let mut ok = true;
+    if r.backoff_initial < BACKOFF_FLOOR {
+        d.error(
+            &path.key("backoff_initial"),
+            format!("{:?} is below the floor of {BACKOFF_FLOOR:?}: a crashing service would restart in a busy loop", r.backoff_initial),
+        );
+        ok = false;
+    }
+    if r.max_restarts > MAX_RESTARTS_CEILING {
+        d.error(
+            &path.key("max_restarts"),
+            format!("{} restarts in a row is more than the {MAX_RESTARTS_CEILING} allowed", r.max_restarts),
+        );
+        ok = false;
+    }
     if r.backoff_initial > r.backoff_max {
         d.error(path, "backoff_initial must not exceed backoff_max");
-        return None;
+        ok = false;
     }
-    Some(r)
+    ok.then_some(r)
 }
 
 const FORWARD_KEYS: &[&str] = &["port", "to", "tls", "connect_timeout", "max_connections", "idle_timeout"];
@@ -244,7 +265,8 @@ fn forward_tls(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<For
     Some(ForwardTls { server_name: server_name?, ca: ca? })
 }
 
-fn positive(d: &mut Diagnostics, value: &Value, path: &KeyPath, what: &str) -> Option<u32> {
+/// A count of at least 1.
+pub fn positive(d: &mut Diagnostics, value: &Value, path: &KeyPath, what: &str) -> Option<u32> {
     let n: u32 = integer(d, value, path, what)?;
     if n == 0 {
         d.error(path, format!("expected {what} of at least 1, found 0"));

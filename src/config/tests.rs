@@ -308,3 +308,19 @@ fn an_empty_secret_is_rejected_with_its_key_path() {
         "{findings:#?}"
     );
 }
+
+#[test]
+fn a_restart_policy_cannot_make_a_busy_loop() {
+    let text = r#"tenants:
+  - name: acme
+    components:
+      - name: crashy
+        kind: service
+        wasm: x.wasm
+        restart: {backoff_initial: 0ms, backoff_max: 0ms, max_restarts: 4000000000}
+"#;
+    let found = errors(text);
+    let at = |path: &str, piece: &str| found.iter().any(|(p, _, m)| p == path && m.contains(piece));
+    assert!(at("tenants[0].components[0].restart.backoff_initial", "below the floor of 10ms"), "{found:#?}");
+    assert!(at("tenants[0].components[0].restart.max_restarts", "more than the 1000 allowed"), "{found:#?}");
+}

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use http_body_util::Full;
-use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::io::TokioIo;
 
 use super::health::Health;
+use super::listener::{Listener, http1_server};
 use super::metrics::Metrics;
 
 /// Binds `addr` and serves the admin endpoint until the returned task is aborted.
@@ -22,9 +22,10 @@ pub async fn serve(
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
     tracing::info!(%addr, "admin endpoint listening (/healthz, /metrics)");
+    let listener = Listener::new(listener, "admin");
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((client, _)) = listener.accept().await else { continue };
+            let (client, _, connection) = listener.accept().await;
             let (health, metrics) = (health.clone(), metrics.clone());
             tokio::spawn(async move {
                 let service =
@@ -54,7 +55,8 @@ pub async fn serve(
                             Ok::<_, Infallible>(response)
                         }
                     });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(client), service).await;
+                let _ = http1_server().serve_connection(TokioIo::new(client), service).await;
+                drop(connection);
             });
         }
     }))
@@ -75,11 +77,15 @@ pub async fn serve_sql(
         std::time::Duration::from_secs(10),
     );
     tracing::info!(addr = %sql.listen, user = sql.user, "SQL admin interface listening (SHOW POOLS, CLIENTS, SERVERS, STATS)");
+    let listener = Listener::new(listener, "admin.sql");
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((client, peer)) = listener.accept().await else { continue };
+            let (client, peer, connection) = listener.accept().await;
             let admin = admin.clone();
-            tokio::spawn(async move { admin.serve(client, &peer.to_string()).await });
+            tokio::spawn(async move {
+                admin.serve(client, &peer.to_string()).await;
+                drop(connection);
+            });
         }
     }))
 }

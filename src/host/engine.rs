@@ -1,17 +1,27 @@
 //! The one wasmtime engine of a host: async, with the pooling instance allocator sized for many
-//! short-lived per-request instances, and component loading with a clear error per file.
+//! short-lived per-request instances, time-sliced guests, and component loading with a clear
+//! error per file.
+//!
+//! Time slicing (THREATS.md invariant 2): the engine is built with epoch interruption, one thread
+//! advances the epoch every [`TIME_SLICE`], and every store runs its guest with
+//! [`time_sliced`], so a guest that computes, or loops over always-ready virtual I/O, gives its
+//! shard back to the other tasks there at least once per slice and then goes on.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::component::Component;
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// Instances (of all components) alive at once; a request beyond it gets `503`.
 pub const MAX_INSTANCES: u32 = 1000;
 
 /// The largest linear memory a guest may grow to.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+
+/// The longest a guest runs before it yields its shard to whatever else is ready there.
+pub const TIME_SLICE: Duration = Duration::from_millis(1);
 
 /// The engine every component of a host is compiled for and runs in.
 pub fn engine() -> anyhow::Result<Engine> {
@@ -25,8 +35,36 @@ pub fn engine() -> anyhow::Result<Engine> {
         .max_memory_size(MAX_MEMORY_BYTES);
     let mut config = wasmtime::Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
-        .map_err(|e| anyhow::Error::from(e).context("cannot create the wasmtime engine (pooling allocator)"))
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(|e| {
+        anyhow::Error::from(e).context("cannot create the wasmtime engine (pooling allocator)")
+    })?;
+    start_epoch_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// Advances `engine`'s epoch every [`TIME_SLICE`] on a thread of its own, until the engine is
+/// dropped.
+fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("switchyard-epoch".to_owned())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TIME_SLICE);
+            }
+        })
+        .context("cannot start the epoch thread")?;
+    Ok(())
+}
+
+/// Makes `store`'s guest yield to its shard's other tasks at every epoch tick (then go on), so no
+/// guest holds a shard for more than a [`TIME_SLICE`] at a time.
+pub fn time_sliced<T>(store: &mut Store<T>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
 }
 
 /// Compiles the component at `path`; `what` names it in errors (`tenant acme, component web`).

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_vnet::Network;
 use switchyard_vnet::egress::Egress;
@@ -25,6 +26,10 @@ pub struct Workload {
     pub egress: Arc<Egress>,
     /// Its shard (see [`super::shards`]).
     pub shard: usize,
+    /// Permits for its http component instances alive at once (`limits.max_instances`).
+    pub instances: Arc<tokio::sync::Semaphore>,
+    /// The longest one request's instance may live (`limits.request_timeout`).
+    pub request_timeout: Duration,
 }
 
 /// Store data of a guest instance.

@@ -11,9 +11,8 @@ use std::sync::{Arc, LazyLock};
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
@@ -24,6 +23,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, Workload};
+use super::listener::{Listener, http1_server};
+use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
 
 /// Requests handled at once per listen address; more get `503`.
@@ -67,30 +68,47 @@ impl HttpComponent {
         Ok(HttpComponent { name: name.to_owned(), workload, pre, env })
     }
 
-    /// Handles one request in a fresh instance.
+    /// Handles one request in a fresh instance, which holds `permit` (one of its tenant's
+    /// `limits.max_instances`) while it lives, lives at most `limits.request_timeout`, and is
+    /// dropped with its response body.
     async fn handle(
         self: Arc<Self>,
         request: hyper::Request<Incoming>,
-    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        permit: OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InstanceError> {
         let mut store = Store::new(self.pre.engine(), GuestState::new(&self.workload, &self.name, &self.env));
+        super::engine::time_sliced(&mut store);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(anyhow::Error::from)?;
+        let out = store.data_mut().http().new_response_outparam(sender).map_err(anyhow::Error::from)?;
         let pre = self.pre.clone();
+        let deadline = self.workload.request_timeout;
         let task = tokio::spawn(
             async move {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+                let _permit = permit;
+                let run = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
+                };
+                tokio::time::timeout(deadline, run).await.map_err(|_| InstanceError::TimedOut(deadline))
             }
             .instrument(tracing::Span::current()),
         );
+        let instance = task.abort_handle();
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}")),
+            Ok(Ok(response)) => Ok(response.map(|body| tie_to_body(body, instance))),
+            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}").into()),
             Err(_) => match task.await {
-                Ok(Ok(())) => Err(anyhow::anyhow!("the component returned without setting a response")),
-                Ok(Err(e)) => Err(anyhow::Error::from(e).context("the component trapped")),
-                Err(e) => Err(anyhow::anyhow!("the request task failed: {e}")),
+                Ok(Ok(Ok(()))) => {
+                    Err(anyhow::anyhow!("the component returned without setting a response").into())
+                }
+                Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("the component trapped").into()),
+                Ok(Err(timed_out)) => Err(timed_out),
+                Err(e) => Err(anyhow::anyhow!("the request task failed: {e}").into()),
             },
         }
     }
@@ -168,29 +186,22 @@ pub async fn serve(
     tracing::info!(%addr, routes = router.routes.len(), "ingress listening");
     let router = Arc::new(router);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let listener = Listener::new(listener, "ingress");
     Ok(tokio::spawn(async move {
         loop {
-            let (client, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(%addr, "ingress accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let (client, peer, connection) = listener.accept().await;
             let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
                     async move { Ok::<_, Infallible>(dispatch(&router, &shards, &in_flight, request).await) }
                 });
-                if let Err(e) = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(client), service)
-                    .await
+                if let Err(e) =
+                    http1_server().keep_alive(true).serve_connection(TokioIo::new(client), service).await
                 {
                     tracing::debug!(%peer, "ingress connection ended: {e}");
                 }
+                drop(connection);
             });
         }
     }))
@@ -213,6 +224,16 @@ async fn dispatch(
     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
         return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
     };
+    // The tenant's own budget: at its cap, only its own requests are refused.
+    let Ok(instance) = component.workload.instances.clone().try_acquire_owned() else {
+        // Debug only: the tenant decides how often this happens.
+        tracing::debug!(
+            tenant = &*component.workload.tenant,
+            component = component.name,
+            "503: the tenant's http instances are at limits.max_instances"
+        );
+        return text(503, "too many requests in flight for this tenant (limits.max_instances)\n".to_owned());
+    };
     let request_id = next_request_id();
     let span = tracing::info_span!(
         "http.request",
@@ -226,7 +247,7 @@ async fn dispatch(
     let task = shards.spawn(
         component.workload.shard,
         async move {
-            let response = component.handle(request).await;
+            let response = component.handle(request, instance).await;
             drop(permit);
             response
         }
@@ -236,6 +257,10 @@ async fn dispatch(
     // gets a short message and the id to quote.
     let response = match task.await {
         Ok(Ok(response)) => response,
+        Ok(Err(e @ InstanceError::TimedOut(_))) => {
+            tracing::warn!(parent: &span, "request failed: {e}");
+            text(504, format!("the component did not answer in time (request id {request_id})\n"))
+        }
         Ok(Err(e)) => {
             tracing::warn!(parent: &span, "request failed: {e:#}");
             text(500, format!("internal error (request id {request_id})\n"))

@@ -18,8 +18,10 @@ mod guest;
 mod health;
 mod http_egress;
 mod ingress;
+mod listener;
 mod metrics;
 mod pools;
+mod request_instance;
 mod service;
 mod shards;
 
@@ -45,14 +47,15 @@ use shards::Shards;
 /// How long a guest's egress connect may take.
 const EGRESS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `config` (whose relative paths are relative to `base`) until Ctrl-C or SIGTERM.
-pub fn up(config: &Config, base: &Path) -> anyhow::Result<()> {
+/// Runs `config` (whose relative paths are relative to `base`) on `shards` worker shards (the
+/// machine's cores when `None`) until Ctrl-C or SIGTERM.
+pub fn up(config: &Config, base: &Path, shards: Option<usize>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("switchyard-io")
         .build()
         .context("cannot start the I/O runtime")?;
-    let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shard_count = shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let shards = Arc::new(Shards::start(shard_count)?);
     let embedded = if embedded::wanted(config) {
         Some(embedded::EmbeddedMariaDb::start(config, &base.join(&config.state_dir))?)
@@ -111,6 +114,8 @@ async fn run(
                 EGRESS_CONNECT_TIMEOUT,
             ),
             shard: index,
+            instances: Arc::new(tokio::sync::Semaphore::new(tenant.limits.max_instances as usize)),
+            request_timeout: tenant.limits.request_timeout,
         };
         for forward in forwards::mount(tenant, &workload, base)? {
             mounted.push((index, forward));

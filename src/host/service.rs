@@ -53,6 +53,7 @@ impl Service {
     async fn run_once(&self, health: &Health) -> String {
         let state = GuestState::new(&self.workload, &self.name, &self.env);
         let mut store = Store::new(self.pre.engine(), state);
+        super::engine::time_sliced(&mut store);
         let command = match self.pre.instantiate_async(&mut store).await {
             Ok(command) => command,
             Err(e) => return format!("instantiation failed: {e:#}"),

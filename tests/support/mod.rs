@@ -64,6 +64,21 @@ impl Switchyard {
 
     /// As [`Switchyard::start`], with extra environment variables (secrets the config references).
     pub fn start_with_env(test: &str, admin: SocketAddr, config: &str, env: &[(&str, &str)]) -> Switchyard {
+        Switchyard::start_with(test, admin, config, env, &[])
+    }
+
+    /// Like [`Switchyard::start`], with more arguments for `switchyard up` (after the config).
+    pub fn start_with_args(test: &str, admin: SocketAddr, config: &str, args: &[&str]) -> Switchyard {
+        Switchyard::start_with(test, admin, config, &[], args)
+    }
+
+    fn start_with(
+        test: &str,
+        admin: SocketAddr,
+        config: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Switchyard {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e").join(test);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test folder");
@@ -73,6 +88,7 @@ impl Switchyard {
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .arg("up")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -33,7 +33,7 @@ mod counting;
 #[path = "support/guest.rs"]
 mod guest;
 
-use guest::{VirtualGuest, engine, load, run_command, wasi};
+use guest::{VirtualGuest, engine, load, run_command, sliced_engine, wasi};
 
 /// Store data of a guest on wasmtime-wasi's real sockets.
 struct KernelGuest {
@@ -198,6 +198,20 @@ fn main() {
             println!(
                 "  ratio kernel / virtual: {:.1}x faster (goal >= 2x)",
                 kernel.as_secs_f64() / virt.as_secs_f64()
+            );
+        }
+        // The cost of time slicing (epoch checks in the compiled code, a yield per 1 ms tick).
+        let sliced = sliced_engine(8);
+        let sliced_client = load(&sliced, &root(), "echo-client.wasm");
+        guest_rounds_virtual(&sliced, &sliced_client, 200).await;
+        for run in 1..=3 {
+            let plain = guest_rounds_virtual(&engine, &client, rounds).await;
+            let with_slices = guest_rounds_virtual(&sliced, &sliced_client, rounds).await;
+            println!(
+                "run {run}: through vnet, time-sliced {:8.2} us/round vs not {:8.2} us/round: cost {:+.1} % (goal < 5 %)",
+                per(with_slices),
+                per(plain),
+                (with_slices.as_secs_f64() / plain.as_secs_f64() - 1.0) * 100.0
             );
         }
         let service = load(&engine, &root(), "echo-service.wasm");

@@ -281,15 +281,22 @@ impl PipeShutdown {
     }
 }
 
+/// Reads and writes through the tokio traits spend the task's cooperative budget, as tokio's own
+/// sockets do: a native task relaying between always-ready pipes still yields its shard.
 impl AsyncRead for PipeReader {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         loop {
             match self.try_read(buf.initialize_unfilled()) {
                 ReadOutcome::Data(n) => {
                     buf.advance(n);
+                    coop.made_progress();
                     return Poll::Ready(Ok(()));
                 }
-                ReadOutcome::Eof => return Poll::Ready(Ok(())),
+                ReadOutcome::Eof => {
+                    coop.made_progress();
+                    return Poll::Ready(Ok(()));
+                }
                 ReadOutcome::Empty => {
                     if self.poll_readable(cx).is_pending() {
                         return Poll::Pending;
@@ -302,7 +309,12 @@ impl AsyncRead for PipeReader {
 
 impl AsyncWrite for PipeWriter {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        PipeWriter::poll_write(&self, cx, data)
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let written = PipeWriter::poll_write(&self, cx, data);
+        if written.is_ready() {
+            coop.made_progress();
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

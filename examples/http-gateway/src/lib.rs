@@ -10,6 +10,9 @@
 //! - `GET /fetch/<url>` — sends an outgoing `GET <url>` through `wasi:http` and answers with its
 //!   status and body, or `502` with the `wasi:http` error code.
 //! - `GET /panic` — traps before answering (the host must not show the trap to the client).
+//! - `GET /sleep/<seconds>` — sleeps, then answers `200` (a slow handler).
+//! - `GET /linger/<seconds>` — answers `200` at once, then sleeps before returning (a handler
+//!   that holds its instance after answering).
 //!
 //! Anything else answers `404`.
 
@@ -42,6 +45,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Gateway {
             fetch(url)
         } else if path == "/panic" {
             panic!("http-gateway: panicking on purpose at /panic");
+        } else if let Some(seconds) = path.strip_prefix("/sleep/").and_then(|s| s.parse().ok()) {
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            (200, b"slept\n".to_vec())
+        } else if let Some(seconds) = path.strip_prefix("/linger/").and_then(|s| s.parse().ok()) {
+            respond(out, 200, b"answered; lingering\n");
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            return;
         } else {
             (404, format!("no such route: {path}\n").into_bytes())
         };

@@ -10,12 +10,19 @@
 //! - `flood` — listens on `127.0.0.1:7200`, never accepts (so never reads), connects to itself
 //!   and writes 16 KiB chunks, printing `socket-hog: flood: <n> bytes written` after each, until
 //!   a write blocks for good on the full stream window.
+//! - `spin` — computes without pause (no host call for seconds at a time) for `HOG_HOLD_SECONDS`.
+//! - `pingpong` — listens on `127.0.0.1:7300`, connects to itself, and sends one byte back and
+//!   forth with no pause for `HOG_HOLD_SECONDS`: every read finds its byte already there.
+//!
+//! `spin` and `pingpong` print `socket-hog: <mode>: started` first, and their report when the
+//! time is up.
 //!
 //! It prints one line with what it got (`socket-hog: <mode>: <n> ..., then <error>`), then holds
 //! everything for `HOG_HOLD_SECONDS` (default 600) and exits.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Attempts at most, whatever the caps (every loop is bounded).
 const MAX_ATTEMPTS: u32 = 70_000;
@@ -77,8 +84,28 @@ fn main() {
                 outcome
             }
         },
+        "spin" => {
+            println!("socket-hog: spin: started");
+            let until = Instant::now() + Duration::from_secs(hold);
+            let mut x = 0u64;
+            let mut rounds = 0u64;
+            // Bounded by the clock, read once per 2^24 steps of pure computation.
+            while Instant::now() < until {
+                for i in 0..(1u64 << 24) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+                rounds += 1;
+            }
+            format!("{rounds} rounds of 2^24 steps computed ({x:x})")
+        }
+        "pingpong" => {
+            println!("socket-hog: pingpong: started");
+            match ping_pong(Duration::from_secs(hold)) {
+                Ok(exchanges) => format!("{exchanges} one-byte exchanges"),
+                Err(e) => format!("ping-pong failed: {e}"),
+            }
+        }
         "flood" => {
-            use std::io::Write;
             let listener = TcpListener::bind("127.0.0.1:7200");
             let stream = TcpStream::connect("127.0.0.1:7200");
             match (listener, stream) {
@@ -101,11 +128,35 @@ fn main() {
             }
         }
         other => {
-            eprintln!("socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog or flood)");
+            eprintln!(
+                "socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog, flood, spin or pingpong)"
+            );
             std::process::exit(2);
         }
     };
     println!("socket-hog: {mode}: {report}");
     std::thread::sleep(Duration::from_secs(hold));
     drop((kept_streams, kept_listeners));
+}
+
+/// Sends one byte back and forth between the two ends of a connection to itself until `time` is
+/// up (the clock read once per 4,096 exchanges); how many exchanges were made.
+fn ping_pong(time: Duration) -> std::io::Result<u64> {
+    let listener = TcpListener::bind("127.0.0.1:7300")?;
+    let mut client = TcpStream::connect("127.0.0.1:7300")?;
+    let (mut server, _) = listener.accept()?;
+    let until = Instant::now() + time;
+    let mut byte = [0u8; 1];
+    let mut exchanges = 0u64;
+    while Instant::now() < until {
+        for _ in 0..4096 {
+            client.write_all(&byte)?;
+            server.read_exact(&mut byte)?;
+            server.write_all(&byte)?;
+            client.read_exact(&mut byte)?;
+            byte[0] = byte[0].wrapping_add(1);
+        }
+        exchanges += 4096;
+    }
+    Ok(exchanges)
 }

@@ -36,6 +36,25 @@ impl GuestNetState for VirtualGuest {
 
 /// An async engine with the pooling allocator sized for `instances` instances at once.
 pub fn engine(instances: u32) -> Engine {
+    engine_with(instances, false)
+}
+
+/// As [`engine`], with epoch interruption and a thread advancing the epoch every millisecond:
+/// guests are time-sliced as `switchyard up` runs them (`src/host/engine.rs`).
+pub fn sliced_engine(instances: u32) -> Engine {
+    let engine = engine_with(instances, true);
+    let weak = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+    engine
+}
+
+fn engine_with(instances: u32, sliced: bool) -> Engine {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(instances)
@@ -46,6 +65,7 @@ pub fn engine(instances: u32) -> Engine {
         .max_memory_size(64 << 20);
     let mut config = wasmtime::Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config.epoch_interruption(sliced);
     if std::env::var_os("BENCH_PERFMAP").is_some() {
         // Names the guests' compiled functions for `perf report` (/tmp/perf-PID.map).
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -80,6 +100,9 @@ pub async fn run_command<T: Send + 'static>(
     stdout: &MemoryOutputPipe,
 ) -> String {
     let mut store = Store::new(pre.engine(), state);
+    // Yield at every tick on a sliced engine; no effect on an engine without epochs.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
     let command = pre.instantiate_async(&mut store).await.expect("instantiate");
     let status = command.wasi_cli_run().call_run(&mut store).await.expect("run");
     let output = String::from_utf8_lossy(&stdout.contents()).into_owned();

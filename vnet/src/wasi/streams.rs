@@ -1,7 +1,9 @@
 //! `wasi:io` input and output streams over the in-memory pipes of a connection.
 //!
 //! Writes copy synchronously into the pipe (within what `check-write` granted), so a guest's
-//! write followed by `shutdown` or drop never loses bytes.
+//! write followed by `shutdown` or drop never loses bytes. Every readiness a guest waits for
+//! spends one unit of its task's tokio budget, so a guest whose streams are always ready still
+//! yields its shard (besides the engine's time slices).
 
 use bytes::{Bytes, BytesMut};
 use wasmtime_wasi_io::poll::Pollable;
@@ -22,6 +24,7 @@ pub(crate) struct GuestOutput(pub(crate) PipeWriter);
 impl Pollable for GuestInput {
     async fn ready(&mut self) {
         std::future::poll_fn(|cx| self.0.poll_readable(cx)).await;
+        tokio::task::coop::consume_budget().await;
     }
 }
 
@@ -44,6 +47,7 @@ impl InputStream for GuestInput {
 impl Pollable for GuestOutput {
     async fn ready(&mut self) {
         std::future::poll_fn(|cx| self.0.poll_writable(cx)).await;
+        tokio::task::coop::consume_budget().await;
     }
 }
 

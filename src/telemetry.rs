@@ -1,11 +1,14 @@
 //! Logs and traces of the process. Logs are `tracing`'s formatted lines on stderr, filtered by
-//! `RUST_LOG` (default `info`). When `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! `RUST_LOG` (default `info`), written by a thread of their own through a bounded queue
+//! ([`LOG_QUEUE_LINES`]): a slow or stalled reader of stderr never blocks a shard; lines that do
+//! not fit are dropped and counted ([`dropped_log_lines`], on `/metrics`). When `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, the same spans — `http.request` →
 //! `vnet.connect` → `pool.session` → `pool.query` → `pool.checkout` — are also exported as
 //! OpenTelemetry traces over OTLP/HTTP (protobuf), batched on a thread of their own; the other
 //! `OTEL_*` variables (service name, headers, batch delays) are read by the OpenTelemetry SDK.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,9 +16,21 @@ use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Log lines queued for stderr at most; past it new lines are dropped (and counted).
+pub const LOG_QUEUE_LINES: usize = 16_384;
+
+/// Counts the log lines dropped because the queue was full.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines dropped so far because stderr did not keep up.
+pub fn dropped_log_lines() -> usize {
+    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+}
 
 /// How long exiting waits for the last traces to be sent.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +43,8 @@ const ENDPOINT_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_
 #[must_use = "dropping the guard stops trace export"]
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
+    /// Writes the queued log lines out when dropped.
+    _logs: WorkerGuard,
 }
 
 impl Telemetry {
@@ -35,9 +52,14 @@ impl Telemetry {
     /// configured. Fails on an invalid endpoint, naming the variable.
     pub fn init() -> anyhow::Result<Telemetry> {
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let logs = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal());
+        let (writer, logs_guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(LOG_QUEUE_LINES)
+            .thread_name("switchyard-log")
+            .finish(std::io::stderr());
+        let _ = DROPPED.set(writer.error_counter());
+        let logs =
+            tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(std::io::stderr().is_terminal());
         let requested = export_requested();
         let traces = match requested {
             Some(var) => Some(otlp_provider().with_context(|| format!("{var}: cannot export traces"))?),
@@ -50,7 +72,7 @@ impl Telemetry {
         if let Some(var) = requested {
             tracing::info!("exporting traces over OTLP/HTTP ({var} is set)");
         }
-        Ok(Telemetry { traces })
+        Ok(Telemetry { traces, _logs: logs_guard })
     }
 }
 

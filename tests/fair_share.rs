@@ -236,3 +236,167 @@ async fn slow_or_endless_request_heads_are_cut_off_and_others_are_served() {
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }
+
+/// A well-behaved tenant and one whose service prints without pause.
+fn shout_config(admin: SocketAddr, ingress: SocketAddr, seconds: u64) -> String {
+    let gateway = guest("http_gateway.wasm");
+    let echo = guest("echo-service.wasm");
+    let hog = guest("socket-hog.wasm");
+    format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+tenants:
+  - name: good
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: good.localhost }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_GREETING: "good:" }}
+  - name: shouter
+    allowed_hosts: []
+    components:
+      - name: hog
+        kind: service
+        wasm: {hog}
+        env: {{ HOG_MODE: shout, HOG_HOLD_SECONDS: "{seconds}" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_printing_without_pause_neither_floods_nor_fakes_the_hosts_log() {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let started = Instant::now();
+    let switchyard =
+        Switchyard::start_with_args("shout", admin, &shout_config(admin, ingress, 3), &["--shards", "1"]);
+    switchyard.wait_for_log("socket-hog: shout: started", Duration::from_secs(60));
+    // The summary of dropped lines is written whenever the budget lets a line through again.
+    switchyard.wait_for_log("lines of this component's output were dropped", Duration::from_secs(60));
+    // The shouting lasts 3 s; what it left in the log is read after it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let log = switchyard.log();
+    let shouted: Vec<&str> = log.lines().filter(|l| l.contains("FAKE-HOST-LINE")).collect();
+    assert!(!shouted.is_empty(), "none of the guest's lines were logged:\n{log}");
+    for line in &shouted {
+        assert!(
+            line.contains("switchyard::guest") && line.contains(r#"tenant="shouter""#),
+            "a guest line is not attributed to its tenant: {line}"
+        );
+        assert!(!line.starts_with("FAKE") && !line.contains('\x1b') && !line.contains('\r'), "{line:?}");
+    }
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a guest line passed for one of the host's"
+    );
+    // The budget: 1,000 at once and 200 a second (generously: the whole run since start).
+    let allowed = 1000.0 + 200.0 * (elapsed + 1.0);
+    assert!((shouted.len() as f64) <= allowed, "{} lines logged in {elapsed:.1} s", shouted.len());
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_reader_stalls_no_shard() {
+    use std::process::{Command, Stdio};
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e/stalled_log");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test folder");
+    let config = dir.join("switchyard.yaml");
+    std::fs::write(&config, shout_config(admin, ingress, 120)).expect("config");
+    // Both output pipes are kept open and never read: they fill after 64 KiB.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["up", &config.display().to_string(), "--shards", "1"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchyard");
+    let outcome = async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(5),
+                request(ingress_or_wait(ingress).await, "good.localhost", "POST", "/echo", b"up?"),
+            )
+            .await;
+            if let Ok((200, _)) = answer {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the good tenant never answered: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for i in 0..40 {
+            let body = format!("ping {i}");
+            let answer = tokio::time::timeout(
+                Duration::from_secs(5),
+                request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("request {i} waited more than 5 s while nobody reads the log"));
+            assert_eq!(answer, (200, format!("good:{body}")), "request {i}");
+        }
+    };
+    let result = tokio::spawn(outcome).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+/// `ingress` once it accepts connections (bounded wait).
+async fn ingress_or_wait(ingress: SocketAddr) -> SocketAddr {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(ingress).await.is_ok() {
+            return ingress;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ingress at {ingress} never accepted a connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_egress_in_a_loop_leaves_a_bounded_trace_in_the_log() {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let hog = guest("socket-hog.wasm");
+    let config = format!(
+        r#"
+version: 1
+admin: {{ listen: "{admin}" }}
+tenants:
+  - name: mallory
+    allowed_hosts: ["https://allowed.example"]
+    components:
+      - name: hog
+        kind: service
+        wasm: {hog}
+        env: {{ HOG_MODE: deny, HOG_HOLD_SECONDS: "3" }}
+"#
+    );
+    let started = Instant::now();
+    let switchyard = Switchyard::start("deny_flood", admin, &config);
+    switchyard.wait_for_log("socket-hog: deny: started", Duration::from_secs(60));
+    switchyard.wait_for_log("connects and lookups denied", Duration::from_secs(60));
+    let elapsed = started.elapsed().as_secs_f64();
+    let log = switchyard.log();
+    let report = log.lines().find(|l| l.contains("connects and lookups denied")).unwrap_or_default();
+    let denied_lines =
+        log.lines().filter(|l| l.contains("denied") && l.contains(r#"tenant="denied""#)).count();
+    // 20 at once and 5 a second, plus one summary line per written line at most.
+    let allowed = 2.0 * (20.0 + 5.0 * (elapsed + 1.0));
+    assert!((denied_lines as f64) <= allowed, "{denied_lines} denial lines in {elapsed:.1} s; {report}");
+    assert!(log.contains("more egress denials of this tenant were not logged"), "no summary line; {report}");
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+}

@@ -73,8 +73,10 @@ tenants:
         switchyard.wait_for_log(&format!("socket-hog: {mode}:"), Duration::from_secs(60));
     }
     let log = switchyard.log();
+    // A guest's line is the message of a `switchyard::guest` event: from its text to the fields.
     let line = |mode: &str| {
-        log.lines().find(|l| l.starts_with(&format!("socket-hog: {mode}:"))).unwrap_or_default().to_owned()
+        let start = format!("socket-hog: {mode}:");
+        log.lines().find_map(|l| l.find(&start).map(|at| l[at..].to_owned())).unwrap_or_default()
     };
 
     // Sockets: stopped by its own cap (64, less the echo service's listener), with the host's
@@ -101,7 +103,8 @@ tenants:
     let flooded = |log: &str| {
         log.lines()
             .filter_map(|l| {
-                l.strip_prefix("socket-hog: flood: ")?.strip_suffix(" bytes written")?.parse::<usize>().ok()
+                let rest = &l[l.find("socket-hog: flood: ")? + "socket-hog: flood: ".len()..];
+                rest[..rest.find(" bytes written")?].parse::<usize>().ok()
             })
             .max()
             .unwrap_or(0)

@@ -13,6 +13,7 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::guest_output::ComponentOutput;
 use super::http_egress::HttpEgress;
 
 /// One tenant's shared parts: its virtual network and egress gate.
@@ -43,10 +44,15 @@ pub struct GuestState {
 
 impl GuestState {
     /// The state of a fresh instance of `component` in `workload`, with environment `env` and
-    /// the guest's standard output and error passed through.
-    pub fn new(workload: &Workload, component: &str, env: &BTreeMap<String, String>) -> Self {
+    /// the guest's standard output and error going to the log as the component's `output`.
+    pub fn new(
+        workload: &Workload,
+        component: &str,
+        env: &BTreeMap<String, String>,
+        output: &ComponentOutput,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr().arg(component);
+        wasi.stdout(output.stream("stdout")).stderr(output.stream("stderr")).arg(component);
         for (key, value) in env {
             wasi.env(key, value);
         }

@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, Workload};
+use super::guest_output::ComponentOutput;
 use super::listener::{Listener, http1_server};
 use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
@@ -48,6 +49,7 @@ pub struct HttpComponent {
     workload: Workload,
     pre: ProxyPre<GuestState>,
     env: BTreeMap<String, String>,
+    output: ComponentOutput,
 }
 
 impl HttpComponent {
@@ -65,7 +67,8 @@ impl HttpComponent {
                 workload.tenant
             )
         })?;
-        Ok(HttpComponent { name: name.to_owned(), workload, pre, env })
+        let output = ComponentOutput::new(&workload.tenant, name);
+        Ok(HttpComponent { name: name.to_owned(), workload, pre, env, output })
     }
 
     /// Handles one request in a fresh instance, which holds `permit` (one of its tenant's
@@ -76,7 +79,8 @@ impl HttpComponent {
         request: hyper::Request<Incoming>,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InstanceError> {
-        let mut store = Store::new(self.pre.engine(), GuestState::new(&self.workload, &self.name, &self.env));
+        let state = GuestState::new(&self.workload, &self.name, &self.env, &self.output);
+        let mut store = Store::new(self.pre.engine(), state);
         super::engine::time_sliced(&mut store);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store

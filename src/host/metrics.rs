@@ -141,6 +141,13 @@ impl Metrics {
                 );
             }
         });
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_log_lines_dropped_total Log lines dropped because stderr did not keep up.\n\
+             # TYPE switchyard_log_lines_dropped_total counter\n\
+             switchyard_log_lines_dropped_total {}",
+            crate::telemetry::dropped_log_lines()
+        );
         out
     }
 }

@@ -15,6 +15,7 @@ mod embedded;
 mod engine;
 mod forwards;
 mod guest;
+mod guest_output;
 mod health;
 mod http_egress;
 mod ingress;

@@ -12,6 +12,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::guest::{GuestState, Workload};
+use super::guest_output::ComponentOutput;
 use super::health::{Health, ServiceState};
 use crate::config::Restart;
 
@@ -31,6 +32,8 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     /// Its restart policy.
     pub restart: Restart,
+    /// Where its output goes (one budget across its restarts).
+    pub output: ComponentOutput,
 }
 
 impl Service {
@@ -46,12 +49,13 @@ impl Service {
         let pre = CommandPre::new(linker.instantiate_pre(component)?).map_err(|e| {
             anyhow::anyhow!("tenant {}: component {name}: not a wasi:cli/run command: {e}", workload.tenant)
         })?;
-        Ok(Service { name: name.to_owned(), workload, pre, env, restart })
+        let output = ComponentOutput::new(&workload.tenant, name);
+        Ok(Service { name: name.to_owned(), workload, pre, env, restart, output })
     }
 
     /// Runs one instance until it ends; the reason it ended.
     async fn run_once(&self, health: &Health) -> String {
-        let state = GuestState::new(&self.workload, &self.name, &self.env);
+        let state = GuestState::new(&self.workload, &self.name, &self.env, &self.output);
         let mut store = Store::new(self.pre.engine(), state);
         super::engine::time_sliced(&mut store);
         let command = match self.pre.instantiate_async(&mut store).await {

@@ -3,7 +3,9 @@
 //! to addresses that were decided.
 //!
 //! Denials are logged (`tracing`, target `switchyard::egress`) with the workload, the component,
-//! the target, the rule that denied it and the entry that would allow it.
+//! the target, the rule that denied it and the entry that would allow it — at most
+//! [`DENIAL_LOG_BURST`] at once and [`DENIAL_LOG_PER_SECOND`] a second per workload; the next line
+//! written says how many were held back, so a tenant denied in a loop cannot flood the log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,9 +16,14 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 
 use crate::dns::{DnsError, Resolver};
+use crate::log_budget::{LogBudget, LogVerdict};
 
 /// Names a workload's DNS answers may bind at once (the oldest expire first).
 pub const MAX_BOUND_NAMES: usize = 4096;
+/// Denial log lines of one workload written at once.
+pub const DENIAL_LOG_BURST: u32 = 20;
+/// Denial log lines of one workload written a second, in the long run.
+pub const DENIAL_LOG_PER_SECOND: u32 = 5;
 
 /// The egress gate of one workload. Shared (`Arc`) by all its guests, forwards and services.
 #[derive(Debug)]
@@ -26,6 +33,7 @@ pub struct Egress {
     bindings: Mutex<NameBindings>,
     resolver: Resolver,
     connect_timeout: Duration,
+    denial_log: Mutex<LogBudget>,
 }
 
 /// Why a guest's name lookup gave no addresses.
@@ -121,6 +129,7 @@ impl Egress {
             bindings: Mutex::new(NameBindings::new(MAX_BOUND_NAMES)),
             resolver,
             connect_timeout,
+            denial_log: Mutex::new(LogBudget::new(DENIAL_LOG_PER_SECOND, DENIAL_LOG_BURST)),
         })
     }
 
@@ -149,8 +158,32 @@ impl Egress {
         self.decide(target).into_result().inspect_err(|denied| self.log_denied(component, denied))
     }
 
-    /// Logs a denial (one line, with the rule and the suggested entry).
+    /// Whether a denial line may be written now; writes the summary of the lines held back
+    /// before it.
+    fn denial_log_allows(&self) -> bool {
+        let verdict =
+            self.denial_log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(Instant::now());
+        match verdict {
+            LogVerdict::Write { held_back: 0 } => true,
+            LogVerdict::Write { held_back } => {
+                tracing::warn!(
+                    target: "switchyard::egress",
+                    tenant = %self.workload,
+                    suppressed = held_back,
+                    "{held_back} more egress denials of this tenant were not logged (at most {DENIAL_LOG_PER_SECOND} a second)",
+                );
+                true
+            }
+            LogVerdict::Suppress => false,
+        }
+    }
+
+    /// Logs a denial (one line, with the rule and the suggested entry), within the workload's
+    /// denial log budget.
     pub fn log_denied(&self, component: &str, denied: &Denied) {
+        if !self.denial_log_allows() {
+            return;
+        }
         tracing::warn!(
             target: "switchyard::egress",
             tenant = %self.workload,
@@ -176,6 +209,9 @@ impl Egress {
             return Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
         }
         if self.policy.allows_lookup(&host).is_none() {
+            if !self.denial_log_allows() {
+                return Err(LookupError::Denied { workload: workload(), name: host.to_string() });
+            }
             tracing::warn!(
                 target: "switchyard::egress",
                 tenant = %self.workload,
@@ -192,7 +228,9 @@ impl Egress {
             .map_err(|error| LookupError::Dns { workload: workload(), error })?;
         if let Some((addr, network)) = self.policy.first_blocked(answer.addrs.iter().copied()) {
             let error = LookupError::Blocked { workload: workload(), name: host.to_string(), addr, network };
-            tracing::warn!(target: "switchyard::egress", tenant = %self.workload, component, "{error}");
+            if self.denial_log_allows() {
+                tracing::warn!(target: "switchyard::egress", tenant = %self.workload, component, "{error}");
+            }
             return Err(error);
         }
         self.bindings().bind(&host, &answer.addrs, answer.ttl, Instant::now());

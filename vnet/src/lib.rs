@@ -23,6 +23,7 @@ pub mod dns;
 pub mod egress;
 mod error;
 pub mod forward;
+pub mod log_budget;
 mod network;
 pub mod pipe;
 pub mod ports;

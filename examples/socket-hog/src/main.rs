@@ -14,8 +14,13 @@
 //! - `pingpong` — listens on `127.0.0.1:7300`, connects to itself, and sends one byte back and
 //!   forth with no pause for `HOG_HOLD_SECONDS`: every read finds its byte already there.
 //!
-//! `spin` and `pingpong` print `socket-hog: <mode>: started` first, and their report when the
-//! time is up.
+//! - `deny` — connects to `HOG_TARGET` (default `10.9.9.9:80`, which its policy denies) and looks
+//!   up `denied.example` as fast as it can for `HOG_HOLD_SECONDS`.
+//! - `shout` — prints as fast as it can for `HOG_HOLD_SECONDS`: lines that try to pass for the
+//!   host's own (an escape sequence, a carriage return, a newline and a fake `INFO` line).
+//!
+//! `spin`, `pingpong`, `deny` and `shout` print `socket-hog: <mode>: started` first, and their report
+//! when the time is up.
 //!
 //! It prints one line with what it got (`socket-hog: <mode>: <n> ..., then <error>`), then holds
 //! everything for `HOG_HOLD_SECONDS` (default 600) and exits.
@@ -105,6 +110,35 @@ fn main() {
                 Err(e) => format!("ping-pong failed: {e}"),
             }
         }
+        "deny" => {
+            use std::net::ToSocketAddrs;
+            println!("socket-hog: deny: started");
+            let target = std::env::var("HOG_TARGET").unwrap_or_else(|_| "10.9.9.9:80".to_owned());
+            let until = Instant::now() + Duration::from_secs(hold);
+            let (mut denied, mut tries) = (0u64, 0u64);
+            while Instant::now() < until {
+                for _ in 0..100 {
+                    tries += 2;
+                    denied += u64::from(TcpStream::connect(&target).is_err());
+                    denied += u64::from(("denied.example", 80).to_socket_addrs().is_err());
+                }
+            }
+            format!("{denied} of {tries} connects and lookups denied")
+        }
+        "shout" => {
+            println!("socket-hog: shout: started");
+            let until = Instant::now() + Duration::from_secs(hold);
+            let mut lines = 0u64;
+            while Instant::now() < until {
+                for _ in 0..1000 {
+                    println!(
+                        "\x1b[2K\rFAKE-HOST-LINE {lines}\n2026-01-01T00:00:00Z  INFO switchyard::host: FAKE-HOST-LINE"
+                    );
+                    lines += 1;
+                }
+            }
+            format!("{lines} lines printed")
+        }
         "flood" => {
             let listener = TcpListener::bind("127.0.0.1:7200");
             let stream = TcpStream::connect("127.0.0.1:7200");
@@ -129,7 +163,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog, flood, spin or pingpong)"
+                "socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog, flood, spin, pingpong, deny or shout)"
             );
             std::process::exit(2);
         }

@@ -400,3 +400,74 @@ tenants:
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }
+
+/// The peak resident memory of process `pid`, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib << 10
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_instances_share_one_memory_budget() {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = budget_config(admin, ingress).replace(
+        "limits: { max_instances: 20, request_timeout: 5s }",
+        "limits: { max_instances: 20, request_timeout: 30s, max_memory_mib: 300 }",
+    );
+    assert!(config.contains("max_memory_mib: 300"));
+    let switchyard = Switchyard::start_with_args("memory_budget", admin, &config, &["--shards", "1"]);
+    switchyard.wait_for_log("echo-service: listening on", Duration::from_secs(60));
+    let before = peak_rss(switchyard.pid());
+
+    // 20 requests at once, each wanting 200 MiB: together 4 GB, but the tenant may hold 300 MiB.
+    let hungry: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move { request(ingress, "greedy.localhost", "GET", "/alloc/200", b"").await })
+        })
+        .collect();
+    for i in 0..10 {
+        let body = format!("ping {i}");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request {i} of the good tenant waited more than 5 s"));
+        assert_eq!(answer, (200, format!("good:{body}")), "request {i}");
+    }
+    let mut served = 0;
+    for answer in hungry {
+        let (status, body) = answer.await.expect("request task");
+        match status {
+            200 => {
+                assert_eq!(body, "allocated 200 MiB\n");
+                served += 1;
+            }
+            500 => {}
+            other => panic!("an allocating request got {other}: {body}"),
+        }
+    }
+    let grown = peak_rss(switchyard.pid()).saturating_sub(before);
+    eprintln!("{served} of 20 allocations of 200 MiB served; peak RSS grew by {} MiB", grown >> 20);
+    assert!(served >= 1, "no allocation within the budget was served");
+    assert!(grown < 500 << 20, "the process grew by {} MiB for a tenant allowed 300 MiB", grown >> 20);
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    assert!(
+        metrics.contains(r#"switchyard_tenant_memory_limit_bytes{tenant="greedy"} 314572800"#),
+        "{metrics}"
+    );
+    let slices = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchyard_tenant_cpu_slices_total{tenant="greedy"} "#))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(slices > 0, "no CPU counted for the tenant that touched 200 MiB pages: {metrics}");
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+}

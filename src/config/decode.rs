@@ -22,7 +22,8 @@ const ADMIN_KEYS: &[&str] = &["listen", "sql"];
 const ADMIN_SQL_KEYS: &[&str] = &["listen", "user", "password"];
 const TENANT_KEYS: &[&str] =
     &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
-const LIMIT_KEYS: &[&str] = &["max_sockets", "max_connections", "max_instances", "request_timeout"];
+const LIMIT_KEYS: &[&str] =
+    &["max_sockets", "max_connections", "max_instances", "request_timeout", "max_memory_mib"];
 
 /// Decodes and checks a whole document.
 pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvLookup<'_>) -> Option<Config> {
@@ -226,6 +227,7 @@ pub fn default_limits() -> TenantLimits {
         max_connections: 4096,
         max_instances: 100,
         request_timeout: std::time::Duration::from_secs(30),
+        max_memory_mib: 1024,
     }
 }
 
@@ -238,6 +240,9 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
     let max_instances =
         f.or(d, "max_instances", default.max_instances, |d, v, p| sections::positive(d, v, p, "a count"));
     let request_timeout = f.or(d, "request_timeout", default.request_timeout, duration);
+    let max_memory_mib = f.or(d, "max_memory_mib", default.max_memory_mib, |d, v, p| {
+        sections::positive(d, v, p, "a size in MiB")
+    });
     let request_timeout = request_timeout.filter(|t| {
         let ok = !t.is_zero();
         if !ok {
@@ -250,6 +255,7 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
         max_connections: max_connections?,
         max_instances: max_instances?,
         request_timeout: request_timeout?,
+        max_memory_mib: max_memory_mib?,
     })
 }
 

@@ -114,6 +114,8 @@ pub struct TenantLimits {
     /// The longest an http component instance may live for one request; past it the instance is
     /// dropped and a client still waiting gets `504`.
     pub request_timeout: std::time::Duration,
+    /// MiB of linear memory all the tenant's instances may hold together.
+    pub max_memory_mib: u32,
 }
 
 /// A wasm component.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::component::Component;
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
 /// Instances (of all components) alive at once; a request beyond it gets `503`.
 pub const MAX_INSTANCES: u32 = 1000;
@@ -61,10 +61,14 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
 }
 
 /// Makes `store`'s guest yield to its shard's other tasks at every epoch tick (then go on), so no
-/// guest holds a shard for more than a [`TIME_SLICE`] at a time.
-pub fn time_sliced<T>(store: &mut Store<T>) {
+/// guest holds a shard for more than a [`TIME_SLICE`] at a time; `on_slice` is called at each
+/// tick the guest was running at.
+pub fn time_sliced<T: 'static>(store: &mut Store<T>, on_slice: fn(&T)) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    store.epoch_deadline_callback(move |context| {
+        on_slice(context.data());
+        Ok(UpdateDeadline::Yield(1))
+    });
 }
 
 /// Compiles the component at `path`; `what` names it in errors (`tenant acme, component web`).

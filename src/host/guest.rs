@@ -8,13 +8,14 @@ use std::time::Duration;
 use switchyard_vnet::Network;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
-use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guest_output::ComponentOutput;
 use super::http_egress::HttpEgress;
+use super::tenant_usage::{InstanceMemory, TenantUsage};
 
 /// One tenant's shared parts: its virtual network and egress gate.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct Workload {
     pub instances: Arc<tokio::sync::Semaphore>,
     /// The longest one request's instance may live (`limits.request_timeout`).
     pub request_timeout: Duration,
+    /// Its memory budget and usage counters.
+    pub usage: TenantUsage,
 }
 
 /// Store data of a guest instance.
@@ -40,6 +43,7 @@ pub struct GuestState {
     net: GuestNet,
     http: WasiHttpCtx,
     hooks: HttpEgress,
+    memory: InstanceMemory,
 }
 
 impl GuestState {
@@ -62,7 +66,17 @@ impl GuestState {
             net: GuestNet::new(workload.network.clone(), workload.egress.clone(), component),
             http: WasiHttpCtx::new(),
             hooks: HttpEgress::new(workload, component),
+            memory: workload.usage.instance(),
         }
+    }
+
+    /// A store for this instance: its memory within its tenant's budget, and time-sliced with
+    /// each slice counted to its tenant.
+    pub fn into_store(self, engine: &Engine) -> Store<GuestState> {
+        let mut store = Store::new(engine, self);
+        store.limiter(|state| &mut state.memory);
+        super::engine::time_sliced(&mut store, |state: &GuestState| state.memory.tenant().count_slice());
+        store
     }
 }
 

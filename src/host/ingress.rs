@@ -14,7 +14,6 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
-use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
@@ -79,9 +78,8 @@ impl HttpComponent {
         request: hyper::Request<Incoming>,
         permit: OwnedSemaphorePermit,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InstanceError> {
-        let state = GuestState::new(&self.workload, &self.name, &self.env, &self.output);
-        let mut store = Store::new(self.pre.engine(), state);
-        super::engine::time_sliced(&mut store);
+        let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
+            .into_store(self.pre.engine());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = store
             .data_mut()

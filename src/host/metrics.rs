@@ -1,5 +1,6 @@
-//! `GET /metrics`: every pool's counters in the Prometheus text format, labelled by tenant and
-//! pool. Names and label values only; no secret is ever part of a pool's stats.
+//! `GET /metrics`: every tenant's use of the host (guest memory, CPU slices) and every pool's
+//! counters in the Prometheus text format, labelled by tenant and pool. Names and label values
+//! only; no secret is ever part of them.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -8,20 +9,63 @@ use switchyard_pooler::Pool;
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
 
-/// The pools whose counters `/metrics` shows. Cheap to clone.
+use super::tenant_usage::TenantUsage;
+
+/// A per-tenant metric family: name, type, help, and how to read its value.
+type TenantFamily = (&'static str, &'static str, &'static str, fn(&TenantUsage) -> u64);
+
+/// The tenants and pools whose counters `/metrics` shows. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
+    tenants: Arc<Vec<(String, TenantUsage)>>,
     pools: Arc<Vec<(String, String, Pool)>>,
 }
 
 impl Metrics {
-    /// Metrics of `pools`, each as (tenant, pool name, pool).
-    pub fn new(pools: Vec<(String, String, Pool)>) -> Self {
-        Metrics { pools: Arc::new(pools) }
+    /// Metrics of `tenants` (name, usage) and `pools`, each as (tenant, pool name, pool).
+    pub fn new(tenants: Vec<(String, TenantUsage)>, pools: Vec<(String, String, Pool)>) -> Self {
+        Metrics { tenants: Arc::new(tenants), pools: Arc::new(pools) }
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
+        let mut out = self.render_tenants();
+        out.push_str(&self.render_pools());
+        out
+    }
+
+    fn render_tenants(&self) -> String {
+        let mut out = String::new();
+        let families: [TenantFamily; 3] = [
+            (
+                "switchyard_tenant_memory_bytes",
+                "gauge",
+                "Linear memory the tenant's guest instances hold now.",
+                |u| u.memory_used() as u64,
+            ),
+            (
+                "switchyard_tenant_memory_limit_bytes",
+                "gauge",
+                "The most they may hold together (limits.max_memory_mib).",
+                |u| u.memory_limit() as u64,
+            ),
+            (
+                "switchyard_tenant_cpu_slices_total",
+                "counter",
+                "Time slices (1 ms) at whose end one of the tenant's guests was running: sampled guest CPU time.",
+                |u| u.cpu_slices(),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (tenant, usage) in self.tenants.iter() {
+                let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", escape(tenant), value(usage));
+            }
+        }
+        out
+    }
+
+    fn render_pools(&self) -> String {
         let snapshots: Vec<(String, Snapshot)> = self
             .pools
             .iter()

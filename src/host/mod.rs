@@ -25,6 +25,7 @@ mod pools;
 mod request_instance;
 mod service;
 mod shards;
+mod tenant_usage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -98,6 +99,7 @@ async fn run(
     let mut mounted = Vec::new();
     let mut mounted_pools = Vec::new();
     let mut pool_handles = Vec::new();
+    let mut tenant_usages = Vec::new();
     for (index, tenant) in config.tenants.iter().enumerate() {
         let limits = Limits {
             max_sockets: tenant.limits.max_sockets as usize,
@@ -117,7 +119,9 @@ async fn run(
             shard: index,
             instances: Arc::new(tokio::sync::Semaphore::new(tenant.limits.max_instances as usize)),
             request_timeout: tenant.limits.request_timeout,
+            usage: tenant_usage::TenantUsage::new((tenant.limits.max_memory_mib as usize) << 20),
         };
+        tenant_usages.push((tenant.name.clone(), workload.usage.clone()));
         for forward in forwards::mount(tenant, &workload, base)? {
             mounted.push((index, forward));
         }
@@ -176,7 +180,10 @@ async fn run(
         tasks.push(ingress::serve(addr, Router::new(routes), shards.clone()).await?);
     }
     if let Some(addr) = config.admin.listen {
-        tasks.push(admin::serve(addr, health.clone(), metrics::Metrics::new(pool_handles.clone())).await?);
+        tasks.push(
+            admin::serve(addr, health.clone(), metrics::Metrics::new(tenant_usages, pool_handles.clone()))
+                .await?,
+        );
     }
     if let Some(sql) = &config.admin.sql {
         let pools = pool_handles

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
@@ -55,9 +54,8 @@ impl Service {
 
     /// Runs one instance until it ends; the reason it ended.
     async fn run_once(&self, health: &Health) -> String {
-        let state = GuestState::new(&self.workload, &self.name, &self.env, &self.output);
-        let mut store = Store::new(self.pre.engine(), state);
-        super::engine::time_sliced(&mut store);
+        let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
+            .into_store(self.pre.engine());
         let command = match self.pre.instantiate_async(&mut store).await {
             Ok(command) => command,
             Err(e) => return format!("instantiation failed: {e:#}"),

@@ -13,6 +13,8 @@
 //! - `GET /sleep/<seconds>` — sleeps, then answers `200` (a slow handler).
 //! - `GET /linger/<seconds>` — answers `200` at once, then sleeps before returning (a handler
 //!   that holds its instance after answering).
+//! - `GET /alloc/<mib>` — allocates and touches `<mib>` MiB, holds them a second, then answers
+//!   `200` (or traps when its memory cannot grow).
 //!
 //! Anything else answers `404`.
 
@@ -48,6 +50,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Gateway {
         } else if let Some(seconds) = path.strip_prefix("/sleep/").and_then(|s| s.parse().ok()) {
             std::thread::sleep(std::time::Duration::from_secs(seconds));
             (200, b"slept\n".to_vec())
+        } else if let Some(mib) = path.strip_prefix("/alloc/").and_then(|s| s.parse::<usize>().ok()) {
+            let mut held = vec![0u8; mib << 20];
+            for page in held.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let touched: usize = held.chunks(4096).map(|page| usize::from(page[0])).sum();
+            (200, format!("allocated {} MiB\n", (touched * 4096) >> 20).into_bytes())
         } else if let Some(seconds) = path.strip_prefix("/linger/").and_then(|s| s.parse().ok()) {
             respond(out, 200, b"answered; lingering\n");
             std::thread::sleep(std::time::Duration::from_secs(seconds));

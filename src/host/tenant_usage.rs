@@ -1,0 +1,149 @@
+//! What a tenant's guests use of the host, counted per tenant and enforced where it is a budget
+//! (THREATS.md invariant 2):
+//!
+//! - **memory**: the linear memory of all the tenant's instances together is held within
+//!   `limits.max_memory_mib`; an instance whose growth would pass it sees `memory.grow` fail (its
+//!   own allocation fails), nobody else's;
+//! - **CPU**: the time slices (`engine::TIME_SLICE`) in which one of the tenant's guests was
+//!   running when the slice ended, a sampled measure of its CPU time.
+//!
+//! Both are on `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use wasmtime::ResourceLimiter;
+
+/// One tenant's usage, shared by all its instances.
+#[derive(Debug, Clone)]
+pub struct TenantUsage {
+    memory_used: Arc<AtomicUsize>,
+    memory_limit: usize,
+    cpu_slices: Arc<AtomicU64>,
+}
+
+impl TenantUsage {
+    /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together.
+    pub fn new(memory_limit: usize) -> Self {
+        TenantUsage { memory_used: Arc::default(), memory_limit, cpu_slices: Arc::default() }
+    }
+
+    /// Bytes of linear memory the tenant's instances hold now.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used.load(Ordering::Relaxed)
+    }
+
+    /// The most they may hold together.
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    /// Time slices in which one of the tenant's guests was running.
+    pub fn cpu_slices(&self) -> u64 {
+        self.cpu_slices.load(Ordering::Relaxed)
+    }
+
+    /// Counts one slice of running guest code.
+    pub fn count_slice(&self) {
+        self.cpu_slices.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The share of one new instance: what it holds is given back when it is dropped.
+    pub fn instance(&self) -> InstanceMemory {
+        InstanceMemory { tenant: self.clone(), held: 0, last_grant: 0 }
+    }
+}
+
+/// One instance's linear memory, within its tenant's budget (a `wasmtime` resource limiter).
+#[derive(Debug)]
+pub struct InstanceMemory {
+    tenant: TenantUsage,
+    held: usize,
+    last_grant: usize,
+}
+
+impl InstanceMemory {
+    /// The tenant this instance counts against.
+    pub fn tenant(&self) -> &TenantUsage {
+        &self.tenant
+    }
+}
+
+impl ResourceLimiter for InstanceMemory {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let delta = desired.saturating_sub(current);
+        let limit = self.tenant.memory_limit;
+        let granted = self
+            .tenant
+            .memory_used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(delta).filter(|total| *total <= limit)
+            })
+            .is_ok();
+        if granted {
+            self.held += delta;
+            self.last_grant = delta;
+        } else {
+            tracing::debug!(
+                desired,
+                limit,
+                "memory.grow refused: the tenant's instances would pass limits.max_memory_mib"
+            );
+        }
+        Ok(granted)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The growth that was granted did not happen: give it back.
+        let grant = std::mem::take(&mut self.last_grant);
+        self.held -= grant;
+        self.tenant.memory_used.fetch_sub(grant, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+impl Drop for InstanceMemory {
+    fn drop(&mut self) {
+        self.tenant.memory_used.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_share_their_tenants_budget_and_give_it_back_when_dropped() {
+        let tenant = TenantUsage::new(100);
+        let mut a = tenant.instance();
+        let mut b = tenant.instance();
+        assert!(a.memory_growing(0, 60, None).unwrap());
+        assert!(!b.memory_growing(0, 60, None).unwrap(), "60 + 60 passes the budget of 100");
+        assert!(b.memory_growing(0, 40, None).unwrap());
+        assert_eq!(tenant.memory_used(), 100);
+        b.memory_grow_failed(wasmtime::Error::msg("the OS said no")).unwrap();
+        assert_eq!(tenant.memory_used(), 60, "a failed growth is given back");
+        drop(a);
+        assert_eq!(tenant.memory_used(), 0);
+        assert!(b.memory_growing(0, 100, None).unwrap());
+        drop(b);
+        assert_eq!(tenant.memory_used(), 0);
+    }
+}

@@ -22,8 +22,15 @@ const ADMIN_KEYS: &[&str] = &["listen", "sql"];
 const ADMIN_SQL_KEYS: &[&str] = &["listen", "user", "password"];
 const TENANT_KEYS: &[&str] =
     &["name", "allowed_hosts", "deny_networks", "limits", "components", "forwards", "pools"];
-const LIMIT_KEYS: &[&str] =
-    &["max_sockets", "max_connections", "max_instances", "request_timeout", "max_memory_mib"];
+const LIMIT_KEYS: &[&str] = &[
+    "max_sockets",
+    "max_connections",
+    "max_instances",
+    "request_timeout",
+    "max_memory_mib",
+    "max_request_body_mib",
+    "request_body_timeout",
+];
 
 /// Decodes and checks a whole document.
 pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvLookup<'_>) -> Option<Config> {
@@ -228,6 +235,8 @@ pub fn default_limits() -> TenantLimits {
         max_instances: 100,
         request_timeout: std::time::Duration::from_secs(30),
         max_memory_mib: 1024,
+        max_request_body_mib: 16,
+        request_body_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -239,23 +248,31 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
     let max_connections = f.or(d, "max_connections", default.max_connections, count);
     let max_instances =
         f.or(d, "max_instances", default.max_instances, |d, v, p| sections::positive(d, v, p, "a count"));
-    let request_timeout = f.or(d, "request_timeout", default.request_timeout, duration);
     let max_memory_mib = f.or(d, "max_memory_mib", default.max_memory_mib, |d, v, p| {
         sections::positive(d, v, p, "a size in MiB")
     });
-    let request_timeout = request_timeout.filter(|t| {
-        let ok = !t.is_zero();
-        if !ok {
-            d.error(&path.key("request_timeout"), "a request needs some time: give a duration above 0");
-        }
-        ok
+    let max_request_body_mib = f.or(d, "max_request_body_mib", default.max_request_body_mib, |d, v, p| {
+        integer(d, v, p, "a size in MiB")
     });
+    let mut some_time = |key: &str, default: std::time::Duration| {
+        f.or(d, key, default, duration).filter(|t| {
+            let ok = !t.is_zero();
+            if !ok {
+                d.error(&path.key(key), "a request needs some time: give a duration above 0");
+            }
+            ok
+        })
+    };
+    let request_timeout = some_time("request_timeout", default.request_timeout);
+    let request_body_timeout = some_time("request_body_timeout", default.request_body_timeout);
     Some(TenantLimits {
         max_sockets: max_sockets?,
         max_connections: max_connections?,
         max_instances: max_instances?,
         request_timeout: request_timeout?,
         max_memory_mib: max_memory_mib?,
+        max_request_body_mib: max_request_body_mib?,
+        request_body_timeout: request_body_timeout?,
     })
 }
 

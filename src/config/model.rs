@@ -116,6 +116,10 @@ pub struct TenantLimits {
     pub request_timeout: std::time::Duration,
     /// MiB of linear memory all the tenant's instances may hold together.
     pub max_memory_mib: u32,
+    /// MiB of one request's body at most (`413` when its `Content-Length` says more).
+    pub max_request_body_mib: u32,
+    /// The longest pause between two pieces of a request's body.
+    pub request_body_timeout: std::time::Duration,
 }
 
 /// A wasm component.

@@ -34,6 +34,10 @@ pub struct Workload {
     pub request_timeout: Duration,
     /// Its memory budget and usage counters.
     pub usage: TenantUsage,
+    /// The largest request body its http components read (`limits.max_request_body_mib`).
+    pub max_request_body: u64,
+    /// The longest pause between two pieces of a request body (`limits.request_body_timeout`).
+    pub request_body_timeout: Duration,
 }
 
 /// Store data of a guest instance.

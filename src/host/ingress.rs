@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
 use super::listener::{Listener, http1_server};
+use super::request_body::BoundedBody;
 use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
 
@@ -81,6 +82,8 @@ impl HttpComponent {
         let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
             .into_store(self.pre.engine());
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (limit, idle) = (self.workload.max_request_body, self.workload.request_body_timeout);
+        let request = request.map(|body| BoundedBody::new(body, limit, idle));
         let request = store
             .data_mut()
             .http()
@@ -223,6 +226,17 @@ async fn dispatch(
             format!("no component is routed for host `{host}` and path `{}`\n", request.uri().path()),
         );
     };
+    let declared_length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > component.workload.max_request_body) {
+        return text(
+            413,
+            "the request body is larger than this tenant accepts (limits.max_request_body_mib)\n".to_owned(),
+        );
+    }
     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
         return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
     };

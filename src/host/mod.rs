@@ -22,6 +22,7 @@ mod ingress;
 mod listener;
 mod metrics;
 mod pools;
+mod request_body;
 mod request_instance;
 mod service;
 mod shards;
@@ -120,6 +121,8 @@ async fn run(
             instances: Arc::new(tokio::sync::Semaphore::new(tenant.limits.max_instances as usize)),
             request_timeout: tenant.limits.request_timeout,
             usage: tenant_usage::TenantUsage::new((tenant.limits.max_memory_mib as usize) << 20),
+            max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
+            request_body_timeout: tenant.limits.request_body_timeout,
         };
         tenant_usages.push((tenant.name.clone(), workload.usage.clone()));
         for forward in forwards::mount(tenant, &workload, base)? {

@@ -66,6 +66,7 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
     let switchyard =
         Switchyard::start_with_args("fair_share", admin, &config(admin, ingress), &["--shards", "2"]);
     switchyard.wait_for_log("socket-hog: spin: started", Duration::from_secs(60));
+    let spinning_since = Instant::now();
     switchyard.wait_for_log("socket-hog: pingpong: started", Duration::from_secs(60));
     switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
 
@@ -86,8 +87,27 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
         }
     }
     eprintln!("slowest neighbour request beside the attackers: {slowest:?}");
-    let log = switchyard.log();
-    assert!(!log.contains("socket-hog: spin: 0 rounds"), "the spinner was starved itself:\n{log}");
+    // The spinner is held to its CPU budget (limits.service_cpu_percent, 50 % by default): its
+    // slices stay near half the time it ran, and /healthz names it without turning not ready.
+    let mut health = String::new();
+    for _ in 0..100 {
+        let (status, report) = switchyard.healthz().await;
+        assert_eq!(status, 200, "a tenant over its CPU budget made the host not ready: {report}");
+        health = report;
+        if health.contains("notice: tenant spinner: component hog: over its CPU budget") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(health.contains("tenant spinner: component hog: over its CPU budget"), "not named: {health}");
+    let ran_ms = spinning_since.elapsed().as_millis() as u64;
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    let slices = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchyard_tenant_cpu_slices_total{tenant="spinner"} "#))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("the spinner's CPU slices on /metrics");
+    assert!(slices > 0 && slices <= ran_ms / 2 + 1000, "{slices} slices of 1 ms in {ran_ms} ms");
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }

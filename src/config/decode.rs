@@ -30,6 +30,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_memory_mib",
     "max_request_body_mib",
     "request_body_timeout",
+    "service_cpu_percent",
 ];
 
 /// Decodes and checks a whole document.
@@ -237,6 +238,7 @@ pub fn default_limits() -> TenantLimits {
         max_memory_mib: 1024,
         max_request_body_mib: 16,
         request_body_timeout: std::time::Duration::from_secs(10),
+        service_cpu_percent: 50,
     }
 }
 
@@ -253,6 +255,14 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
     });
     let max_request_body_mib = f.or(d, "max_request_body_mib", default.max_request_body_mib, |d, v, p| {
         integer(d, v, p, "a size in MiB")
+    });
+    let service_cpu_percent = f.or(d, "service_cpu_percent", default.service_cpu_percent, |d, v, p| {
+        let percent = sections::positive(d, v, p, "a percentage")?;
+        if percent > 100 {
+            d.error(p, format!("{percent} % is more than one core: give 1 to 100"));
+            return None;
+        }
+        Some(percent)
     });
     let mut some_time = |key: &str, default: std::time::Duration| {
         f.or(d, key, default, duration).filter(|t| {
@@ -273,6 +283,7 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
         max_memory_mib: max_memory_mib?,
         max_request_body_mib: max_request_body_mib?,
         request_body_timeout: request_body_timeout?,
+        service_cpu_percent: service_cpu_percent?,
     })
 }
 

@@ -120,6 +120,9 @@ pub struct TenantLimits {
     pub max_request_body_mib: u32,
     /// The longest pause between two pieces of a request's body.
     pub request_body_timeout: std::time::Duration,
+    /// The share of one core (1–100 %) each of the tenant's services may use; past it a service
+    /// waits out the rest of each second.
+    pub service_cpu_percent: u32,
 }
 
 /// A wasm component.

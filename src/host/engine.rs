@@ -61,14 +61,11 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
 }
 
 /// Makes `store`'s guest yield to its shard's other tasks at every epoch tick (then go on), so no
-/// guest holds a shard for more than a [`TIME_SLICE`] at a time; `on_slice` is called at each
-/// tick the guest was running at.
-pub fn time_sliced<T: 'static>(store: &mut Store<T>, on_slice: fn(&T)) {
+/// guest holds a shard for more than a [`TIME_SLICE`] at a time; `on_slice`, called at each tick
+/// the guest was running at, says how (`Yield(1)`, or a longer wait for a guest over budget).
+pub fn time_sliced<T: 'static>(store: &mut Store<T>, on_slice: fn(&mut T) -> UpdateDeadline) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |context| {
-        on_slice(context.data());
-        Ok(UpdateDeadline::Yield(1))
-    });
+    store.epoch_deadline_callback(move |mut context| Ok(on_slice(context.data_mut())));
 }
 
 /// Compiles the component at `path`; `what` names it in errors (`tenant acme, component web`).

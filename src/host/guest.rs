@@ -9,10 +9,11 @@ use switchyard_vnet::Network;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::wasi::{GuestNet, GuestNetState, GuestNetView};
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::cpu_budget::CpuBudget;
 use super::guest_output::ComponentOutput;
 use super::http_egress::HttpEgress;
 use super::tenant_usage::{InstanceMemory, TenantUsage};
@@ -38,6 +39,8 @@ pub struct Workload {
     pub max_request_body: u64,
     /// The longest pause between two pieces of a request body (`limits.request_body_timeout`).
     pub request_body_timeout: Duration,
+    /// The share of one core each of its services may use (`limits.service_cpu_percent`).
+    pub service_cpu_percent: u32,
 }
 
 /// Store data of a guest instance.
@@ -48,6 +51,7 @@ pub struct GuestState {
     http: WasiHttpCtx,
     hooks: HttpEgress,
     memory: InstanceMemory,
+    cpu: Option<CpuBudget>,
 }
 
 impl GuestState {
@@ -71,7 +75,20 @@ impl GuestState {
             http: WasiHttpCtx::new(),
             hooks: HttpEgress::new(workload, component),
             memory: workload.usage.instance(),
+            cpu: None,
         }
+    }
+
+    /// This instance, throttled to `budget` (services).
+    pub fn with_cpu_budget(mut self, budget: CpuBudget) -> Self {
+        self.cpu = Some(budget);
+        self
+    }
+
+    /// Accounts one time slice of this instance's guest code.
+    fn on_slice(&mut self) -> UpdateDeadline {
+        self.memory.tenant().count_slice();
+        self.cpu.as_mut().map_or(UpdateDeadline::Yield(1), CpuBudget::on_slice)
     }
 
     /// A store for this instance: its memory within its tenant's budget, and time-sliced with
@@ -79,7 +96,7 @@ impl GuestState {
     pub fn into_store(self, engine: &Engine) -> Store<GuestState> {
         let mut store = Store::new(engine, self);
         store.limiter(|state| &mut state.memory);
-        super::engine::time_sliced(&mut store, |state: &GuestState| state.memory.tenant().count_slice());
+        super::engine::time_sliced(&mut store, GuestState::on_slice);
         store
     }
 }

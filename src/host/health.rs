@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use switchyard_pooler::Pool;
 
+use super::cpu_budget::Throttled;
+
 /// The state of one service component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceState {
@@ -44,11 +46,13 @@ impl fmt::Display for ServiceState {
     }
 }
 
-/// Readiness of every service, keyed by (tenant, component), and the pools watched. Cheap to clone.
+/// Readiness of every service, keyed by (tenant, component), the pools watched, and the services'
+/// CPU throttling (notices only). Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Health(
     Arc<Mutex<BTreeMap<(String, String), ServiceState>>>,
     Arc<Mutex<Vec<(String, String, Pool)>>>,
+    Arc<Mutex<Vec<(String, String, Throttled)>>>,
 );
 
 impl Health {
@@ -64,6 +68,32 @@ impl Health {
     /// Counts `pool` of `tenant` in readiness.
     pub fn watch_pool(&self, tenant: &str, name: &str, pool: Pool) {
         self.1.lock().unwrap_or_else(|p| p.into_inner()).push((tenant.to_owned(), name.to_owned(), pool));
+    }
+
+    /// Reports on `/healthz` when service `component` of `tenant` is throttled to its CPU budget.
+    pub fn watch_throttling(&self, tenant: &str, component: &str, throttled: Throttled) {
+        self.2.lock().unwrap_or_else(|p| p.into_inner()).push((
+            tenant.to_owned(),
+            component.to_owned(),
+            throttled,
+        ));
+    }
+
+    /// One line per service that has used up its CPU budget: a notice that does not change
+    /// readiness (a tenant must not be able to make the host look unhealthy).
+    pub fn notices(&self) -> Vec<String> {
+        self.2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, _, throttled)| throttled.count() > 0)
+            .map(|(tenant, component, throttled)| {
+                format!(
+                    "notice: tenant {tenant}: component {component}: over its CPU budget (limits.service_cpu_percent), throttled {} times",
+                    throttled.count()
+                )
+            })
+            .collect()
     }
 
     /// Whether every service runs and every pool reaches its backend.
@@ -87,13 +117,19 @@ impl Health {
         problems
     }
 
-    /// The `/healthz` body: `ready`, or `not ready` and one line per problem.
+    /// The `/healthz` body: `ready`, or `not ready` and one line per problem; then one line per
+    /// notice.
     pub fn report(&self) -> String {
         let problems = self.problems();
-        if problems.is_empty() {
+        let mut report = if problems.is_empty() {
             "ready\n".to_owned()
         } else {
             format!("not ready\n{}\n", problems.join("\n"))
+        };
+        for notice in self.notices() {
+            report.push_str(&notice);
+            report.push('\n');
         }
+        report
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod admin;
+mod cpu_budget;
 mod embedded;
 mod engine;
 mod forwards;
@@ -123,6 +124,7 @@ async fn run(
             usage: tenant_usage::TenantUsage::new((tenant.limits.max_memory_mib as usize) << 20),
             max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
             request_body_timeout: tenant.limits.request_body_timeout,
+            service_cpu_percent: tenant.limits.service_cpu_percent,
         };
         tenant_usages.push((tenant.name.clone(), workload.usage.clone()));
         for forward in forwards::mount(tenant, &workload, base)? {
@@ -147,6 +149,7 @@ async fn run(
                         component.env.clone(),
                         *restart,
                     )?;
+                    health.watch_throttling(&tenant.name, &component.name, service.throttled.clone());
                     services.push(Arc::new(service));
                 }
                 ComponentKind::Http(ingress) => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+use super::cpu_budget::{CpuBudget, Throttled};
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
 use super::health::{Health, ServiceState};
@@ -33,6 +34,8 @@ pub struct Service {
     pub restart: Restart,
     /// Where its output goes (one budget across its restarts).
     pub output: ComponentOutput,
+    /// How often it was throttled to its CPU budget (across its restarts).
+    pub throttled: Throttled,
 }
 
 impl Service {
@@ -49,12 +52,15 @@ impl Service {
             anyhow::anyhow!("tenant {}: component {name}: not a wasi:cli/run command: {e}", workload.tenant)
         })?;
         let output = ComponentOutput::new(&workload.tenant, name);
-        Ok(Service { name: name.to_owned(), workload, pre, env, restart, output })
+        let throttled = Throttled::default();
+        Ok(Service { name: name.to_owned(), workload, pre, env, restart, output, throttled })
     }
 
     /// Runs one instance until it ends; the reason it ended.
     async fn run_once(&self, health: &Health) -> String {
+        let budget = CpuBudget::new(self.workload.service_cpu_percent, self.throttled.clone());
         let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
+            .with_cpu_budget(budget)
             .into_store(self.pre.engine());
         let command = match self.pre.instantiate_async(&mut store).await {
             Ok(command) => command,

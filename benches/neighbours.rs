@@ -13,29 +13,13 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{Switchyard, free_port, guest, request};
+use support::{Switchyard, echo_tenant, free_port, guest, request};
 
 /// The neighbour, and the attacking tenant's section (empty for the idle run).
 fn config(admin: SocketAddr, ingress: SocketAddr, attacker: &str) -> String {
-    let gateway = guest("http_gateway.wasm");
-    let echo = guest("echo-service.wasm");
     format!(
-        r#"
-version: 1
-admin: {{ listen: "{admin}" }}
-tenants:
-  - name: good
-    allowed_hosts: []
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: good.localhost }}
-      - name: echo
-        kind: service
-        wasm: {echo}
-        env: {{ ECHO_GREETING: "good:" }}
-{attacker}"#
+        "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{attacker}",
+        echo_tenant("good", ingress)
     )
 }
 

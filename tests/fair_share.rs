@@ -13,31 +13,13 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{Switchyard, free_port, guest, request};
+use support::{Switchyard, assert_echoes, echo_tenant, free_port, guest, request};
 
 /// How long each attacker keeps going: well past the neighbours' requests.
 const ATTACK_SECONDS: u64 = 120;
 
 fn config(admin: SocketAddr, ingress: SocketAddr) -> String {
-    let gateway = guest("http_gateway.wasm");
-    let echo = guest("echo-service.wasm");
     let hog = guest("socket-hog.wasm");
-    let neighbour = |name: &str| {
-        format!(
-            r#"
-  - name: {name}
-    allowed_hosts: []
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: {name}.localhost }}
-      - name: echo
-        kind: service
-        wasm: {echo}
-        env: {{ ECHO_GREETING: "{name}:" }}"#
-        )
-    };
     let attacker = |name: &str, mode: &str| {
         format!(
             r#"
@@ -52,8 +34,8 @@ fn config(admin: SocketAddr, ingress: SocketAddr) -> String {
     };
     format!(
         "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}{}{}\n",
-        neighbour("same-shard"),
-        neighbour("other-shard"),
+        echo_tenant("same-shard", ingress),
+        echo_tenant("other-shard", ingress),
         attacker("spinner", "spin"),
         attacker("pinger", "pingpong"),
     )
@@ -71,19 +53,9 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
     switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
 
     let mut slowest = Duration::ZERO;
-    for i in 0..40 {
+    for _ in 0..4 {
         for tenant in ["same-shard", "other-shard"] {
-            let started = Instant::now();
-            let body = format!("ping {i}");
-            let host = format!("{tenant}.localhost");
-            let answer = tokio::time::timeout(
-                Duration::from_secs(5),
-                request(ingress, &host, "POST", "/echo", body.as_bytes()),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("{tenant}: request {i} waited more than 5 s beside the attackers"));
-            assert_eq!(answer, (200, format!("{tenant}:{body}")), "{tenant}: request {i}");
-            slowest = slowest.max(started.elapsed());
+            slowest = slowest.max(assert_echoes(ingress, tenant, 10, Duration::from_secs(5)).await);
         }
     }
     eprintln!("slowest neighbour request beside the attackers: {slowest:?}");
@@ -114,8 +86,6 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
 
 /// A tenant whose handlers are slow or linger, and one that behaves, on one shard.
 fn budget_config(admin: SocketAddr, ingress: SocketAddr) -> String {
-    let gateway = guest("http_gateway.wasm");
-    let echo = guest("echo-service.wasm");
     format!(
         r#"
 version: 1
@@ -129,18 +99,9 @@ tenants:
         kind: http
         wasm: {gateway}
         ingress: {{ listen: "{ingress}", host: greedy.localhost }}
-  - name: good
-    allowed_hosts: []
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: good.localhost }}
-      - name: echo
-        kind: service
-        wasm: {echo}
-        env: {{ ECHO_GREETING: "good:" }}
-"#
+{good}"#,
+        gateway = guest("http_gateway.wasm"),
+        good = echo_tenant("good", ingress),
     )
 }
 
@@ -164,16 +125,7 @@ async fn a_tenant_at_its_instance_cap_is_refused_alone_and_lingering_instances_a
         })
         .collect();
     // Meanwhile the other tenant is served.
-    for i in 0..20 {
-        let body = format!("ping {i}");
-        let answer = tokio::time::timeout(
-            Duration::from_secs(5),
-            request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("request {i} of the good tenant waited more than 5 s"));
-        assert_eq!(answer, (200, format!("good:{body}")), "request {i}");
-    }
+    assert_echoes(ingress, "good", 20, Duration::from_secs(5)).await;
     let (mut refused, mut timed_out) = (0, 0);
     for answer in slow {
         let (status, body) = answer.await.expect("request task");
@@ -241,13 +193,7 @@ async fn slow_or_endless_request_heads_are_cut_off_and_others_are_served() {
     switchyard.wait_for_log("echo-service: listening on", Duration::from_secs(60));
     let trickling: Vec<_> = (0..100).map(|_| tokio::spawn(trickle_headers(ingress))).collect();
     let endless: Vec<_> = (0..100).map(|_| tokio::spawn(endless_headers(ingress))).collect();
-    for i in 0..10 {
-        let body = format!("ping {i}");
-        assert_eq!(
-            request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()).await,
-            (200, format!("good:{body}"))
-        );
-    }
+    assert_echoes(ingress, "good", 10, Duration::from_secs(30)).await;
     let mut longest = Duration::ZERO;
     for closed in trickling.into_iter().chain(endless) {
         longest = longest.max(closed.await.expect("client task"));
@@ -259,25 +205,12 @@ async fn slow_or_endless_request_heads_are_cut_off_and_others_are_served() {
 
 /// A well-behaved tenant and one whose service prints without pause.
 fn shout_config(admin: SocketAddr, ingress: SocketAddr, seconds: u64) -> String {
-    let gateway = guest("http_gateway.wasm");
-    let echo = guest("echo-service.wasm");
-    let hog = guest("socket-hog.wasm");
     format!(
         r#"
 version: 1
 admin: {{ listen: "{admin}" }}
 tenants:
-  - name: good
-    allowed_hosts: []
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: good.localhost }}
-      - name: echo
-        kind: service
-        wasm: {echo}
-        env: {{ ECHO_GREETING: "good:" }}
+{good}
   - name: shouter
     allowed_hosts: []
     components:
@@ -285,7 +218,9 @@ tenants:
         kind: service
         wasm: {hog}
         env: {{ HOG_MODE: shout, HOG_HOLD_SECONDS: "{seconds}" }}
-"#
+"#,
+        good = echo_tenant("good", ingress),
+        hog = guest("socket-hog.wasm"),
     )
 }
 
@@ -356,16 +291,7 @@ async fn a_stalled_log_reader_stalls_no_shard() {
             assert!(Instant::now() < deadline, "the good tenant never answered: {answer:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        for i in 0..40 {
-            let body = format!("ping {i}");
-            let answer = tokio::time::timeout(
-                Duration::from_secs(5),
-                request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("request {i} waited more than 5 s while nobody reads the log"));
-            assert_eq!(answer, (200, format!("good:{body}")), "request {i}");
-        }
+        assert_echoes(ingress, "good", 40, Duration::from_secs(5)).await;
     };
     let result = tokio::spawn(outcome).await;
     let _ = child.kill();
@@ -451,16 +377,7 @@ async fn a_tenants_instances_share_one_memory_budget() {
             tokio::spawn(async move { request(ingress, "greedy.localhost", "GET", "/alloc/200", b"").await })
         })
         .collect();
-    for i in 0..10 {
-        let body = format!("ping {i}");
-        let answer = tokio::time::timeout(
-            Duration::from_secs(5),
-            request(ingress, "good.localhost", "POST", "/echo", body.as_bytes()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("request {i} of the good tenant waited more than 5 s"));
-        assert_eq!(answer, (200, format!("good:{body}")), "request {i}");
-    }
+    assert_echoes(ingress, "good", 10, Duration::from_secs(5)).await;
     let mut served = 0;
     for answer in hungry {
         let (status, body) = answer.await.expect("request task");

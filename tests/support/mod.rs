@@ -258,3 +258,43 @@ pub async fn request_bytes(
     let body = response.into_body().collect().await.expect("response body").to_bytes();
     (status, body.to_vec())
 }
+
+/// The YAML of a well-behaved tenant `name`: the gateway on `ingress` for host `name.localhost`,
+/// and an echo service greeting with `name:` (a tenants-list item, indented for `tenants:`).
+pub fn echo_tenant(name: &str, ingress: SocketAddr) -> String {
+    format!(
+        r#"
+  - name: {name}
+    allowed_hosts: []
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: {name}.localhost }}
+      - name: echo
+        kind: service
+        wasm: {echo}
+        env: {{ ECHO_GREETING: "{name}:" }}
+"#,
+        gateway = guest("http_gateway.wasm"),
+        echo = guest("echo-service.wasm"),
+    )
+}
+
+/// Sends `count` echo requests to tenant `name` of [`echo_tenant`], one after another; each must
+/// be answered correctly within `within` (a generous bound: figures belong in benchmarks). The
+/// longest one took.
+pub async fn assert_echoes(ingress: SocketAddr, name: &str, count: usize, within: Duration) -> Duration {
+    let host = format!("{name}.localhost");
+    let mut slowest = Duration::ZERO;
+    for i in 0..count {
+        let body = format!("ping {i}");
+        let started = Instant::now();
+        let answer = tokio::time::timeout(within, request(ingress, &host, "POST", "/echo", body.as_bytes()))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: request {i} waited more than {within:?}"));
+        assert_eq!(answer, (200, format!("{name}:{body}")), "{name}: request {i}");
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}

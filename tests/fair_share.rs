@@ -126,6 +126,8 @@ async fn a_tenant_at_its_instance_cap_is_refused_alone_and_lingering_instances_a
         .collect();
     // Meanwhile the other tenant is served.
     assert_echoes(ingress, "good", 20, Duration::from_secs(5)).await;
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    assert!(metrics.contains(r#"switchyard_tenant_instances{tenant="greedy"} 20"#), "{metrics}");
     let (mut refused, mut timed_out) = (0, 0);
     for answer in slow {
         let (status, body) = answer.await.expect("request task");

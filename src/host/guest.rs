@@ -29,11 +29,9 @@ pub struct Workload {
     pub egress: Arc<Egress>,
     /// Its shard (see [`super::shards`]).
     pub shard: usize,
-    /// Permits for its http component instances alive at once (`limits.max_instances`).
-    pub instances: Arc<tokio::sync::Semaphore>,
     /// The longest one request's instance may live (`limits.request_timeout`).
     pub request_timeout: Duration,
-    /// Its memory budget and usage counters.
+    /// Its budgets of memory and instances, and its usage counters.
     pub usage: TenantUsage,
     /// The largest request body its http components read (`limits.max_request_body_mib`).
     pub max_request_body: u64,

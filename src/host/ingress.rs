@@ -241,7 +241,7 @@ async fn dispatch(
         return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
     };
     // The tenant's own budget: at its cap, only its own requests are refused.
-    let Ok(instance) = component.workload.instances.clone().try_acquire_owned() else {
+    let Some(instance) = component.workload.usage.try_instance() else {
         // Debug only: the tenant decides how often this happens.
         tracing::debug!(
             tenant = &*component.workload.tenant,

@@ -36,7 +36,13 @@ impl Metrics {
 
     fn render_tenants(&self) -> String {
         let mut out = String::new();
-        let families: [TenantFamily; 3] = [
+        let families: [TenantFamily; 4] = [
+            (
+                "switchyard_tenant_instances",
+                "gauge",
+                "Http component instances of the tenant alive now (at most limits.max_instances).",
+                |u| u.instances() as u64,
+            ),
             (
                 "switchyard_tenant_memory_bytes",
                 "gauge",

@@ -119,9 +119,11 @@ async fn run(
                 EGRESS_CONNECT_TIMEOUT,
             ),
             shard: index,
-            instances: Arc::new(tokio::sync::Semaphore::new(tenant.limits.max_instances as usize)),
             request_timeout: tenant.limits.request_timeout,
-            usage: tenant_usage::TenantUsage::new((tenant.limits.max_memory_mib as usize) << 20),
+            usage: tenant_usage::TenantUsage::new(
+                (tenant.limits.max_memory_mib as usize) << 20,
+                tenant.limits.max_instances as usize,
+            ),
             max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
             request_body_timeout: tenant.limits.request_body_timeout,
             service_cpu_percent: tenant.limits.service_cpu_percent,

@@ -5,13 +5,16 @@
 //!   `limits.max_memory_mib`; an instance whose growth would pass it sees `memory.grow` fail (its
 //!   own allocation fails), nobody else's;
 //! - **CPU**: the time slices (`engine::TIME_SLICE`) in which one of the tenant's guests was
-//!   running when the slice ended, a sampled measure of its CPU time.
+//!   running when the slice ended, a sampled measure of its CPU time;
+//! - **instances**: the tenant's http component instances alive at once are held within
+//!   `limits.max_instances` by permits (a request beyond gets `503`, nobody else's).
 //!
-//! Both are on `/metrics`.
+//! All three are on `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::ResourceLimiter;
 
 /// One tenant's usage, shared by all its instances.
@@ -20,12 +23,32 @@ pub struct TenantUsage {
     memory_used: Arc<AtomicUsize>,
     memory_limit: usize,
     cpu_slices: Arc<AtomicU64>,
+    instances: Arc<Semaphore>,
+    max_instances: usize,
 }
 
 impl TenantUsage {
-    /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together.
-    pub fn new(memory_limit: usize) -> Self {
-        TenantUsage { memory_used: Arc::default(), memory_limit, cpu_slices: Arc::default() }
+    /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together and
+    /// number `max_instances` at once.
+    pub fn new(memory_limit: usize, max_instances: usize) -> Self {
+        TenantUsage {
+            memory_used: Arc::default(),
+            memory_limit,
+            cpu_slices: Arc::default(),
+            instances: Arc::new(Semaphore::new(max_instances)),
+            max_instances,
+        }
+    }
+
+    /// A permit for one more http component instance, if the tenant is below its cap; the
+    /// instance counts until the permit drops.
+    pub fn try_instance(&self) -> Option<OwnedSemaphorePermit> {
+        self.instances.clone().try_acquire_owned().ok()
+    }
+
+    /// Http component instances alive now.
+    pub fn instances(&self) -> usize {
+        self.max_instances - self.instances.available_permits()
     }
 
     /// Bytes of linear memory the tenant's instances hold now.
@@ -131,7 +154,7 @@ mod tests {
 
     #[test]
     fn instances_share_their_tenants_budget_and_give_it_back_when_dropped() {
-        let tenant = TenantUsage::new(100);
+        let tenant = TenantUsage::new(100, 1);
         let mut a = tenant.instance();
         let mut b = tenant.instance();
         assert!(a.memory_growing(0, 60, None).unwrap());

@@ -136,6 +136,7 @@ tenants:
         .await
         .expect_err("no such user");
     assert!(!err.to_string().is_empty());
+    assert_clean("the error of a statement that carries a password", &err.to_string());
     let (status, page) = support::request(ingress, "acme.localhost", "GET", "/", b"").await;
     assert_eq!(status, 200, "{page}");
     assert_clean("a page", &page);

@@ -121,6 +121,19 @@ fn vary_case(text: &str, mask: u64, dot: bool) -> String {
     format!("{prefix}{host}{}", port.map(|p| format!(":{p}")).unwrap_or_default())
 }
 
+/// The case proptest once found and saved in `properties.proptest-regressions` (which this file's
+/// config does not read back, `failure_persistence: None`): kept here so that it runs every time.
+#[test]
+fn saved_regression_a_network_entry_never_matches_a_name_even_varied() {
+    let plain: AllowedHost = "0.0.0.0/0".parse().unwrap();
+    let varied: AllowedHost = vary_case("0.0.0.0/0", 0, true).parse().unwrap();
+    assert_eq!(plain, varied);
+    let plain_target: Target = "tcp://com:80".parse().unwrap();
+    let varied_target: Target = vary_case("tcp://com:80", 0u64.rotate_left(7), false).parse().unwrap();
+    assert_eq!(allowed(std::slice::from_ref(&plain), &plain_target), allowed(&[varied], &varied_target));
+    assert!(!allowed(&[plain], &plain_target), "an address entry allowed a name");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 

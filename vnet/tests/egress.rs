@@ -81,7 +81,8 @@ async fn relay_stops_when_the_guest_drops_its_reader() {
 
 #[tokio::test]
 async fn undeclared_connects_are_denied_before_any_socket_is_opened() {
-    let addr = reversing_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
     // Allowed: another port only.
     let gate = egress(&[&format!("tcp://127.0.0.1:{}", addr.port().wrapping_add(1).max(1))]);
     match gate.connect_tcp("web", addr).await {
@@ -91,6 +92,10 @@ async fn undeclared_connects_are_denied_before_any_socket_is_opened() {
         }
         other => panic!("expected a denial, got {other:?}"),
     }
+    // A connect that had been made would already wait in the listener's queue (the kernel
+    // completes the handshake); nothing does.
+    let pending = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(pending.is_err(), "the denied connect reached the listener: {pending:?}");
 }
 
 #[tokio::test]

@@ -114,19 +114,17 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     }
     assert!(started.elapsed() < slack, "the trickling handshake was not cut off");
 
-    // Logged in, then one byte of a command every 200 ms: ERR 1159, closed.
+    // Logged in, then the first bytes of a command, 200 ms apart, and no more: ERR 1159 once
+    // the packet timeout passes, then closed. (The second byte goes 200 ms after the first, well
+    // inside the 800 ms timeout, so both writes land and the reply is always read.)
     let mut slow = published.raw_login().await;
     let started = Instant::now();
-    let mut sent_all = true;
-    for byte in [9u8, 0, 0, 0, 3, b'S', b'E', b'L', b'E', b'C', b'T'] {
-        if slow.get_mut().write_all(&[byte]).await.is_err() {
-            sent_all = false;
-            break;
-        }
+    for byte in [9u8, 0] {
+        slow.get_mut().write_all(&[byte]).await.expect("a byte within the packet timeout");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rest = read_until_closed(slow.get_mut(), slack).await;
-    assert!(!sent_all || has_err(&rest, "did not finish its packet"), "no ERR: {rest:?}");
+    assert!(has_err(&rest, "did not finish its packet"), "no ERR: {rest:?}");
     assert!(started.elapsed() < TIMEOUT + slack, "the slow client held on for {:?}", started.elapsed());
 
     // A packet out of sequence: ERR (bad packet), closed.
@@ -143,10 +141,18 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     let reply = read_until_closed(oversized.get_mut(), slack).await;
     assert!(has_err(&reply, "bad packet"), "{}", String::from_utf8_lossy(&reply));
 
-    // Truncated: a header announcing 100 bytes, 3 sent, then the client goes away.
+    // Truncated: a header announcing 100 bytes, 3 sent, then the client stops sending. The
+    // pooler closes the connection, and the session it held is gone.
+    let sessions_before = published.pooler.pool().snapshot().clients;
     let mut truncated = published.raw_login().await;
     truncated.get_mut().write_all(&[100, 0, 0, 0, 0x03, b'S', b'E']).await.expect("send");
-    drop(truncated);
+    truncated.get_mut().shutdown().await.expect("half-close");
+    read_until_closed(truncated.get_mut(), slack).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while published.pooler.pool().snapshot().clients > sessions_before {
+        assert!(Instant::now() < deadline, "the truncated client's session was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Malformed commands: each gets an ERR and the session goes on.
     let mut malformed = published.raw_login().await;

@@ -125,6 +125,36 @@ pub struct TenantLimits {
     pub service_cpu_percent: u32,
 }
 
+/// One variable of a component's environment: written in the config, or a secret taken from
+/// Switchyard's own environment (`${env:NAME}`), whose value `Debug` never shows (it shows the
+/// reference), so a debug log of the config prints no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A value written in the config.
+    Plain(String),
+    /// A value referenced as `${env:NAME}`.
+    Secret(Secret),
+}
+
+impl EnvValue {
+    /// The value the guest sees.
+    pub fn expose(&self) -> &str {
+        match self {
+            EnvValue::Plain(text) => text,
+            EnvValue::Secret(secret) => secret.expose(),
+        }
+    }
+}
+
+impl std::fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvValue::Plain(text) => write!(f, "{text:?}"),
+            EnvValue::Secret(secret) => write!(f, "{secret:?}"),
+        }
+    }
+}
+
 /// A wasm component.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -133,7 +163,7 @@ pub struct Component {
     /// The `.wasm` file, relative to the config file's folder.
     pub wasm: PathBuf,
     /// Environment variables given to the guest.
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
     /// How it runs.
     pub kind: ComponentKind,
 }

@@ -9,7 +9,7 @@ use switchyard_policy::{Target, TargetErrorKind, TargetHost};
 
 use super::diagnostics::Diagnostics;
 use super::model::{
-    Backend, Component, ComponentKind, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
+    Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
 };
 use super::path::KeyPath;
 use super::reader::{self, boolean, choice, duration, integer, mapping, port, socket_addr, string};
@@ -95,7 +95,7 @@ fn environment(
     value: &Value,
     path: &KeyPath,
     secrets: EnvLookup<'_>,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<BTreeMap<String, EnvValue>> {
     let Value::Mapping(map) = value else {
         d.error(
             path,
@@ -111,9 +111,9 @@ fn environment(
             ok = false;
             continue;
         };
-        let text = if text.starts_with("${env:") {
+        let value = if text.starts_with("${env:") {
             match Secret::resolve(&text, secrets) {
-                Ok(secret) => secret.expose().to_owned(),
+                Ok(secret) => EnvValue::Secret(secret),
                 Err(e) => {
                     d.error(&path.key(key), e);
                     ok = false;
@@ -121,9 +121,9 @@ fn environment(
                 }
             }
         } else {
-            text
+            EnvValue::Plain(text)
         };
-        env.insert(key.to_owned(), text);
+        env.insert(key.to_owned(), value);
     }
     ok.then_some(env)
 }

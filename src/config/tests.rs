@@ -324,3 +324,22 @@ fn a_restart_policy_cannot_make_a_busy_loop() {
     assert!(at("tenants[0].components[0].restart.backoff_initial", "below the floor of 10ms"), "{found:#?}");
     assert!(at("tenants[0].components[0].restart.max_restarts", "more than the 1000 allowed"), "{found:#?}");
 }
+
+#[test]
+fn a_components_secret_env_value_never_shows_in_the_configs_debug() {
+    let text = r#"tenants:
+  - name: acme
+    components:
+      - name: web
+        kind: service
+        wasm: x.wasm
+        env: { DB_PASSWORD: "${env:ACME_DB_PASSWORD}", MODE: fast }
+"#;
+    let loaded = load_ok(text);
+    let env = &loaded.config.tenants[0].components[0].env;
+    assert_eq!(env["DB_PASSWORD"].expose(), "s3cret-acme", "the guest gets the value");
+    assert_eq!(env["MODE"].expose(), "fast");
+    let debug = format!("{:?}", loaded.config);
+    assert!(!debug.contains("s3cret-acme"), "the secret is in the config's Debug: {debug}");
+    assert!(debug.contains("${env:ACME_DB_PASSWORD}") && debug.contains("fast"), "{debug}");
+}

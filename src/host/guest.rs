@@ -17,6 +17,7 @@ use super::cpu_budget::CpuBudget;
 use super::guest_output::ComponentOutput;
 use super::http_egress::HttpEgress;
 use super::tenant_usage::{InstanceMemory, TenantUsage};
+use crate::config::EnvValue;
 
 /// One tenant's shared parts: its virtual network and egress gate.
 #[derive(Debug, Clone)]
@@ -58,13 +59,13 @@ impl GuestState {
     pub fn new(
         workload: &Workload,
         component: &str,
-        env: &BTreeMap<String, String>,
+        env: &BTreeMap<String, EnvValue>,
         output: &ComponentOutput,
     ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(output.stream("stdout")).stderr(output.stream("stderr")).arg(component);
         for (key, value) in env {
-            wasi.env(key, value);
+            wasi.env(key, value.expose());
         }
         GuestState {
             wasi: wasi.build(),

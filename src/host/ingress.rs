@@ -27,6 +27,7 @@ use super::listener::{Listener, http1_server};
 use super::request_body::BoundedBody;
 use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
+use crate::config::EnvValue;
 
 /// Requests handled at once per listen address; more get `503`.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -48,7 +49,7 @@ pub struct HttpComponent {
     name: String,
     workload: Workload,
     pre: ProxyPre<GuestState>,
-    env: BTreeMap<String, String>,
+    env: BTreeMap<String, EnvValue>,
     output: ComponentOutput,
 }
 
@@ -59,7 +60,7 @@ impl HttpComponent {
         workload: Workload,
         component: &Component,
         linker: &Linker<GuestState>,
-        env: BTreeMap<String, String>,
+        env: BTreeMap<String, EnvValue>,
     ) -> anyhow::Result<Self> {
         let pre = ProxyPre::new(linker.instantiate_pre(component)?).map_err(|e| {
             anyhow::anyhow!(

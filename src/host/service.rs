@@ -14,6 +14,7 @@ use super::cpu_budget::{CpuBudget, Throttled};
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
 use super::health::{Health, ServiceState};
+use crate::config::EnvValue;
 use crate::config::Restart;
 
 /// How long a service instance must stay up before it counts as running (and its tenant as
@@ -29,7 +30,7 @@ pub struct Service {
     /// Pre-instantiated command.
     pub pre: CommandPre<GuestState>,
     /// Its environment.
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
     /// Its restart policy.
     pub restart: Restart,
     /// Where its output goes (one budget across its restarts).
@@ -45,7 +46,7 @@ impl Service {
         workload: Workload,
         component: &Component,
         linker: &Linker<GuestState>,
-        env: BTreeMap<String, String>,
+        env: BTreeMap<String, EnvValue>,
         restart: Restart,
     ) -> anyhow::Result<Self> {
         let pre = CommandPre::new(linker.instantiate_pre(component)?).map_err(|e| {

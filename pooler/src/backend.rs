@@ -429,12 +429,14 @@ impl BackendConn {
     }
 
     /// Resets the server session (`COM_RESET_CONNECTION`) and turns tracking on again: the
-    /// connection is as fresh, with no prepared statements.
-    pub async fn reset(&mut self, initial: SessionState) -> Result<(), BackendError> {
+    /// connection is as fresh, with no prepared statements, but in the schema it was in (a
+    /// reset keeps the current database).
+    pub async fn reset(&mut self, mut initial: SessionState) -> Result<(), BackendError> {
         let outcome = self.command(Command::COM_RESET_CONNECTION, &[], Expect::Ok).await?;
         self.check("resetting the connection", &outcome)?;
         self.statements.clear();
         self.insert_id = Some(0);
+        initial.set_schema_to(self.state.schema().map(str::to_owned));
         self.state = initial;
         self.dirty = false;
         self.setup().await

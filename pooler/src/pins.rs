@@ -1,11 +1,22 @@
 //! Why a session must keep its backend connection between statements, found by a light scan
-//! of the SQL text (words outside strings and comments; `/*! ... */` counts, the server runs
-//! it). Session tracking tells the pooler about variables and schema; what it cannot replay —
+//! of the SQL text (words outside strings and comments, read as the session's `sql_mode`
+//! reads quotes; the bodies of executable comments count, the server runs them).
+//!
+//! Multiplexing is an allowance: session tracking tells the pooler about variables and schema,
+//! and a statement is let go of its connection only if the scan can name everything else it
+//! may leave behind and none of that is session state. Anything the pooler cannot replay —
 //! temporary tables, table locks, named locks, user variables, text-protocol `PREPARE`,
-//! `SQL_CALC_FOUND_ROWS` — pins the session to its connection until it resets or ends
-//! (`UNLOCK TABLES` ends a table-lock pin).
+//! `SQL_CALC_FOUND_ROWS`, `HANDLER`, `XA`, sequences' session values, SQL the scan cannot see
+//! (`CALL`, `EXECUTE IMMEDIATE`, executable comments) and every statement not on the list of
+//! known kinds — pins the session to its connection until it resets or ends (`UNLOCK TABLES`
+//! ends a table-lock pin); the connection is reset before anyone else gets it.
+
+mod words;
 
 use std::fmt;
+
+pub use words::Dialect;
+use words::{Word, Words};
 
 /// A reason to pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,11 +37,24 @@ pub enum PinReason {
     UntrackedSet,
     /// The server reported a session state change the pooler cannot name.
     UntrackedState,
+    /// `CALL`, `EXECUTE [IMMEDIATE]`: SQL the scan cannot see runs.
+    Routine,
+    /// An executable comment (`/*! */`, `/*M! */`): what runs depends on the server's version.
+    ExecutableComment,
+    /// `HANDLER` (an open handler is the session's).
+    Handler,
+    /// `XA` (a distributed transaction the status flags do not show).
+    XaTransaction,
+    /// A sequence function (`NEXTVAL`, `LASTVAL`, `SETVAL`, `NEXT`/`PREVIOUS VALUE FOR`): the
+    /// last value taken is the session's.
+    Sequence,
+    /// A statement of a kind the pooler does not know to be free of session state.
+    UnknownStatement,
 }
 
 impl PinReason {
     /// Every reason, in a fixed order (for stats).
-    pub const ALL: [PinReason; 8] = [
+    pub const ALL: [PinReason; 14] = [
         PinReason::TemporaryTable,
         PinReason::LockTables,
         PinReason::GetLock,
@@ -39,6 +63,12 @@ impl PinReason {
         PinReason::FoundRows,
         PinReason::UntrackedSet,
         PinReason::UntrackedState,
+        PinReason::Routine,
+        PinReason::ExecutableComment,
+        PinReason::Handler,
+        PinReason::XaTransaction,
+        PinReason::Sequence,
+        PinReason::UnknownStatement,
     ];
 
     /// A short name for stats and logs.
@@ -52,6 +82,12 @@ impl PinReason {
             PinReason::FoundRows => "sql_calc_found_rows",
             PinReason::UntrackedSet => "untracked_set",
             PinReason::UntrackedState => "untracked_state",
+            PinReason::Routine => "routine",
+            PinReason::ExecutableComment => "executable_comment",
+            PinReason::Handler => "handler",
+            PinReason::XaTransaction => "xa",
+            PinReason::Sequence => "sequence",
+            PinReason::UnknownStatement => "unknown_statement",
         }
     }
 
@@ -104,213 +140,231 @@ impl Pins {
     }
 }
 
-/// What a statement's text says about pinning.
+/// The statements known to leave no session state beyond what session tracking reports (and
+/// the pins the scan finds in them). A statement that starts with any other word pins.
+const KNOWN_STATEMENTS: [&[u8]; 38] = [
+    b"SELECT",
+    b"INSERT",
+    b"UPDATE",
+    b"DELETE",
+    b"REPLACE",
+    b"WITH",
+    b"VALUES",
+    b"TABLE",
+    b"BEGIN",
+    b"START",
+    b"COMMIT",
+    b"ROLLBACK",
+    b"SAVEPOINT",
+    b"RELEASE",
+    b"SET",
+    b"USE",
+    b"SHOW",
+    b"DESCRIBE",
+    b"DESC",
+    b"EXPLAIN",
+    b"ANALYZE",
+    b"CREATE",
+    b"ALTER",
+    b"DROP",
+    b"RENAME",
+    b"TRUNCATE",
+    b"GRANT",
+    b"REVOKE",
+    b"DO",
+    b"LOCK",
+    b"UNLOCK",
+    b"PREPARE",
+    b"DEALLOCATE",
+    b"OPTIMIZE",
+    b"CHECK",
+    b"CHECKSUM",
+    b"REPAIR",
+    b"GET",
+];
+
+/// What a statement's text says about pinning, and what it needs of its connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scan {
     /// Reasons the statement pins for.
     pub pins: Pins,
     /// The statement releases table locks (`UNLOCK TABLES`).
     pub unlocks_tables: bool,
-    /// The statement starts with `SET` (a session change tracking should report).
+    /// A statement starts with `SET` (a session change tracking should report).
     pub is_set: bool,
-    /// The statement reads or sets `LAST_INSERT_ID()`, calls a procedure (which may), or is
-    /// more than one statement: it needs the session's own value on its connection, and may
-    /// leave a new one there.
+    /// One statement, a `SET` that is not `SET STATEMENT ... FOR`, or `USE`: any session state
+    /// change the server reports for it is a variable or the schema, which tracking names.
+    /// For any other text a reported change tracking does not name pins.
+    pub changes_only_tracked_state: bool,
+    /// `SET STATEMENT ... FOR`: the variables the server reports set hold for this statement
+    /// only, and must not be taken into the session's state.
+    pub statement_scoped_set: bool,
+    /// Statements in the text (ignoring empty ones).
+    pub statements: u32,
+    /// The statement reads or sets `LAST_INSERT_ID()` (also as `@@identity` or
+    /// `@@last_insert_id`), calls a procedure (which may), or is more than one statement: it
+    /// needs the session's own value on its connection, and may leave a new one there.
     pub insert_id: bool,
-    /// The statement reads the diagnostics the statement before it left (`SHOW WARNINGS`,
-    /// `SHOW ERRORS`, `SHOW COUNT(*) WARNINGS`, `GET DIAGNOSTICS`, `@@warning_count`,
-    /// `@@error_count`): on a connection another session used last, they would be that
-    /// session's.
-    pub diagnostics: bool,
+    /// The statement reads what the statement before it left on the connection (`SHOW
+    /// WARNINGS`, `SHOW ERRORS`, `SHOW COUNT(*) WARNINGS`, `GET DIAGNOSTICS`,
+    /// `@@warning_count`, `@@error_count`, `FOUND_ROWS()`, `ROW_COUNT()`): on a connection
+    /// another session used last, that would be the other session's.
+    pub reads_previous: bool,
 }
 
-/// Scans `sql` (one or more statements).
-pub fn scan(sql: &[u8]) -> Scan {
+impl Scan {
+    /// What either of two readings of one text found (only what both agree on for
+    /// [`Scan::changes_only_tracked_state`]).
+    fn union(self, other: Scan) -> Scan {
+        let mut pins = self.pins;
+        pins.union(other.pins);
+        Scan {
+            pins,
+            unlocks_tables: self.unlocks_tables && other.unlocks_tables,
+            is_set: self.is_set || other.is_set,
+            changes_only_tracked_state: self.changes_only_tracked_state && other.changes_only_tracked_state,
+            statement_scoped_set: self.statement_scoped_set || other.statement_scoped_set,
+            statements: self.statements.max(other.statements),
+            insert_id: self.insert_id || other.insert_id,
+            reads_previous: self.reads_previous || other.reads_previous,
+        }
+    }
+}
+
+/// Scans `sql` (one or more statements) as a server reads it for a session whose `sql_mode`
+/// is `sql_mode` (`None`: not known, so every reading counts). Several statements are read
+/// every way too, since one of them may change `sql_mode` for the next.
+pub fn scan(sql: &[u8], sql_mode: Option<&str>) -> Scan {
+    let known = sql_mode.map(Dialect::of_sql_mode);
+    if !sql.contains(&b'\\') {
+        // Without a backslash the dialects read every quote alike.
+        return scan_as(sql, known.unwrap_or(Dialect::ALL[0]));
+    }
+    if let Some(dialect) = known {
+        let scan = scan_as(sql, dialect);
+        if scan.statements <= 1 {
+            return scan;
+        }
+    }
+    // Unknown mode, or several statements: what any reading finds.
+    let mut readings = Dialect::ALL.into_iter().map(|dialect| scan_as(sql, dialect));
+    let first = readings.next().unwrap_or_default();
+    readings.fold(first, Scan::union)
+}
+
+/// The statement being read: its leading word and the word before the current one.
+#[derive(Default)]
+struct Statement<'a> {
+    leading: Option<&'a [u8]>,
+    words: usize,
+    previous: Option<&'a [u8]>,
+}
+
+fn scan_as(sql: &[u8], dialect: Dialect) -> Scan {
     let mut scan = Scan::default();
-    let mut words = Words { sql, at: 0 };
-    let mut previous: Option<Word<'_>> = None;
-    let mut statement_start = true;
-    let mut after_semicolon = false;
-    let mut previous_at_start = false;
-    while let Some(word) = words.next() {
-        match word {
-            Word::Semicolon => {
-                statement_start = true;
-                previous = None;
-                after_semicolon = true;
-                continue;
+    let mut words = Words::new(sql, dialect);
+    let mut statement = Statement::default();
+    let mut only_tracked = true;
+    while let Some(word) = words.next_word() {
+        if word == Word::Semicolon {
+            statement = Statement::default();
+            continue;
+        }
+        if word == Word::ExecutableComment {
+            scan.pins.insert(PinReason::ExecutableComment);
+            continue;
+        }
+        if statement.words == 0 {
+            scan.statements += 1;
+            scan.insert_id |= scan.statements > 1;
+            let leading = match word {
+                Word::Ident(ident) => Some(ident),
+                _ => None,
+            };
+            statement.leading = leading;
+            only_tracked &= leading.is_some_and(|w| is(w, b"SET") || is(w, b"USE"));
+            if let Some(reason) = leading.and_then(leading_pin) {
+                scan.pins.insert(reason);
             }
+            scan.is_set |= leading.is_some_and(|w| is(w, b"SET"));
+            scan.insert_id |= leading.is_some_and(|w| is(w, b"CALL"));
+        }
+        statement.words += 1;
+        let leading = statement.leading.unwrap_or_default();
+        match word {
             Word::UserVariable => scan.pins.insert(PinReason::UserVariable),
-            Word::SystemVariable(name) => scan.diagnostics |= is_diagnostics_count(name),
+            Word::SystemVariable(name) => {
+                scan.reads_previous |= is(name, b"warning_count") || is(name, b"error_count");
+                scan.insert_id |= is(name, b"identity") || is(name, b"last_insert_id");
+            }
             Word::Ident(ident) => {
-                scan.insert_id |= after_semicolon;
-                let prev = match previous {
-                    Some(Word::Ident(p)) => Some(p),
-                    _ => None,
-                };
-                if statement_start && ident.eq_ignore_ascii_case(b"SET") {
-                    scan.is_set = true;
+                let prev = statement.previous.unwrap_or_default();
+                if statement.words == 2 && is(leading, b"SET") && is(ident, b"STATEMENT") {
+                    scan.statement_scoped_set = true;
                 }
-                if statement_start && ident.eq_ignore_ascii_case(b"PREPARE") {
-                    scan.pins.insert(PinReason::Prepare);
-                }
-                if ident.eq_ignore_ascii_case(b"TEMPORARY")
-                    && prev.is_some_and(|p| p.eq_ignore_ascii_case(b"CREATE"))
-                {
+                if is(ident, b"TEMPORARY") && is(leading, b"CREATE") {
                     scan.pins.insert(PinReason::TemporaryTable);
                 }
-                if ident.eq_ignore_ascii_case(b"TABLES") || ident.eq_ignore_ascii_case(b"TABLE") {
-                    match prev {
-                        Some(p) if p.eq_ignore_ascii_case(b"LOCK") => scan.pins.insert(PinReason::LockTables),
-                        Some(p) if p.eq_ignore_ascii_case(b"UNLOCK") => scan.unlocks_tables = true,
-                        _ => {}
+                if is(ident, b"TABLES") || is(ident, b"TABLE") {
+                    if is(prev, b"LOCK") {
+                        scan.pins.insert(PinReason::LockTables);
+                    } else if is(prev, b"UNLOCK") {
+                        scan.unlocks_tables = true;
                     }
                 }
-                if ident.eq_ignore_ascii_case(b"LAST_INSERT_ID")
-                    || (statement_start && ident.eq_ignore_ascii_case(b"CALL"))
-                {
-                    scan.insert_id = true;
-                }
-                let show = prev.is_some_and(|p| p.eq_ignore_ascii_case(b"SHOW")) && previous_at_start;
-                if (show
-                    && (ident.eq_ignore_ascii_case(b"WARNINGS")
-                        || ident.eq_ignore_ascii_case(b"ERRORS")
-                        || ident.eq_ignore_ascii_case(b"COUNT")))
-                    || (ident.eq_ignore_ascii_case(b"DIAGNOSTICS")
-                        && prev.is_some_and(|p| p.eq_ignore_ascii_case(b"GET")))
-                    || is_diagnostics_count(ident)
-                {
-                    scan.diagnostics = true;
-                }
-                if ident.eq_ignore_ascii_case(b"GET_LOCK") {
+                let show = statement.words == 2 && is(leading, b"SHOW");
+                scan.reads_previous |= (show
+                    && (is(ident, b"WARNINGS") || is(ident, b"ERRORS") || is(ident, b"COUNT")))
+                    || (is(ident, b"DIAGNOSTICS") && is(prev, b"GET"))
+                    || is(ident, b"warning_count")
+                    || is(ident, b"error_count")
+                    || is(ident, b"FOUND_ROWS")
+                    || is(ident, b"ROW_COUNT");
+                scan.insert_id |= is(ident, b"LAST_INSERT_ID");
+                if is(ident, b"GET_LOCK") {
                     scan.pins.insert(PinReason::GetLock);
                 }
-                if ident.eq_ignore_ascii_case(b"SQL_CALC_FOUND_ROWS") {
+                if is(ident, b"SQL_CALC_FOUND_ROWS") {
                     scan.pins.insert(PinReason::FoundRows);
                 }
+                if ["NEXTVAL", "LASTVAL", "SETVAL"].iter().any(|f| is(ident, f.as_bytes()))
+                    || (is(ident, b"VALUE") && (is(prev, b"NEXT") || is(prev, b"PREVIOUS")))
+                {
+                    scan.pins.insert(PinReason::Sequence);
+                }
+                statement.previous = Some(ident);
+                continue;
             }
-            Word::Other => {}
+            _ => {}
         }
-        previous_at_start = statement_start;
-        statement_start = false;
-        previous = Some(word);
+        statement.previous = None;
+    }
+    scan.changes_only_tracked_state = only_tracked && scan.statements == 1 && !scan.statement_scoped_set;
+    if scan.statements > 1 {
+        scan.unlocks_tables = false; // a later statement may lock again
     }
     scan
 }
 
-/// `warning_count` or `error_count`, the counts of the diagnostics area.
-fn is_diagnostics_count(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"warning_count") || name.eq_ignore_ascii_case(b"error_count")
+/// The pin a statement's leading word stands for, if it is not a known kind.
+fn leading_pin(leading: &[u8]) -> Option<PinReason> {
+    if is(leading, b"CALL") || is(leading, b"EXECUTE") {
+        Some(PinReason::Routine)
+    } else if is(leading, b"HANDLER") {
+        Some(PinReason::Handler)
+    } else if is(leading, b"XA") {
+        Some(PinReason::XaTransaction)
+    } else if is(leading, b"PREPARE") {
+        Some(PinReason::Prepare)
+    } else if KNOWN_STATEMENTS.iter().any(|known| is(leading, known)) {
+        None
+    } else {
+        Some(PinReason::UnknownStatement)
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Word<'a> {
-    Ident(&'a [u8]),
-    UserVariable,
-    /// `@@name` (the name only: `@@session.x` is this, `.` and `x`).
-    SystemVariable(&'a [u8]),
-    Semicolon,
-    Other,
-}
-
-/// The words of SQL text, skipping strings, quoted names and comments.
-struct Words<'a> {
-    sql: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Words<'a> {
-    fn peek(&self, ahead: usize) -> Option<u8> {
-        self.sql.get(self.at + ahead).copied()
-    }
-
-    /// Skips past the closing `quote` (doubled or backslash-escaped quotes stay inside).
-    fn skip_quoted(&mut self, quote: u8) {
-        self.at += 1;
-        while let Some(c) = self.peek(0) {
-            self.at += 1;
-            if c == b'\\' && quote != b'`' {
-                self.at += 1;
-            } else if c == quote {
-                if self.peek(0) == Some(quote) {
-                    self.at += 1;
-                } else {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn skip_line(&mut self) {
-        while let Some(c) = self.peek(0) {
-            self.at += 1;
-            if c == b'\n' {
-                return;
-            }
-        }
-    }
-
-    fn next(&mut self) -> Option<Word<'a>> {
-        loop {
-            let c = self.peek(0)?;
-            match c {
-                b'\'' | b'"' | b'`' => self.skip_quoted(c),
-                b'#' => self.skip_line(),
-                b'-' if self.peek(1) == Some(b'-')
-                    && self.peek(2).is_none_or(|c| c.is_ascii_whitespace()) =>
-                {
-                    self.skip_line()
-                }
-                b'/' if self.peek(1) == Some(b'*') => {
-                    if self.peek(2) == Some(b'!') {
-                        // Executable comment: skip the marker and version digits, scan the body.
-                        self.at += 3;
-                        while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
-                            self.at += 1;
-                        }
-                    } else {
-                        self.at += 2;
-                        while self.peek(0).is_some()
-                            && !(self.peek(0) == Some(b'*') && self.peek(1) == Some(b'/'))
-                        {
-                            self.at += 1;
-                        }
-                        self.at += 2;
-                    }
-                }
-                b'*' if self.peek(1) == Some(b'/') => self.at += 2, // end of an executable comment
-                b';' => {
-                    self.at += 1;
-                    return Some(Word::Semicolon);
-                }
-                b'@' => {
-                    self.at += 1;
-                    if self.peek(0) == Some(b'@') {
-                        // A system variable: not a pin by itself.
-                        self.at += 1;
-                        return Some(Word::SystemVariable(self.ident()));
-                    }
-                    return Some(Word::UserVariable);
-                }
-                c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
-                    return Some(Word::Ident(self.ident()));
-                }
-                c if c.is_ascii_whitespace() => self.at += 1,
-                _ => {
-                    self.at += 1;
-                    return Some(Word::Other);
-                }
-            }
-        }
-    }
-
-    fn ident(&mut self) -> &'a [u8] {
-        let start = self.at;
-        while self.peek(0).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80) {
-            self.at += 1;
-        }
-        &self.sql[start..self.at.min(self.sql.len())]
-    }
+fn is(word: &[u8], name: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(name)
 }
 
 #[cfg(test)]
@@ -319,7 +373,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn pins(sql: &str) -> Vec<PinReason> {
-        scan(sql.as_bytes()).pins.iter().collect()
+        scan(sql.as_bytes(), None).pins.iter().collect()
     }
 
     #[test]
@@ -331,12 +385,12 @@ mod tests {
         assert_eq!(pins("SELECT 1 INTO @a"), [PinReason::UserVariable]);
         assert_eq!(pins("PREPARE s FROM 'SELECT 1'"), [PinReason::Prepare]);
         assert_eq!(pins("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1"), [PinReason::FoundRows]);
-        assert!(scan(b"UNLOCK TABLES").unlocks_tables);
-        assert!(scan(b"  set time_zone = '+00:00'").is_set);
-        assert!(scan(b"INSERT INTO c (p) VALUES (last_insert_id())").insert_id);
-        assert!(scan(b"call add_order(1)").insert_id);
-        assert!(!scan(b"SELECT 'LAST_INSERT_ID()', callers FROM t;").insert_id);
-        assert!(scan(b"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").insert_id);
+        assert!(scan(b"UNLOCK TABLES", None).unlocks_tables);
+        assert!(scan(b"  set time_zone = '+00:00'", None).is_set);
+        assert!(scan(b"INSERT INTO c (p) VALUES (last_insert_id())", None).insert_id);
+        assert!(scan(b"call add_order(1)", None).insert_id);
+        assert!(!scan(b"SELECT 'LAST_INSERT_ID()', callers FROM t;", None).insert_id);
+        assert!(scan(b"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", None).insert_id);
         for diagnostics in [
             "SHOW WARNINGS",
             "show errors limit 1",
@@ -345,10 +399,10 @@ mod tests {
             "SELECT @@warning_count",
             "SELECT @@session.error_count",
         ] {
-            assert!(scan(diagnostics.as_bytes()).diagnostics, "{diagnostics}");
+            assert!(scan(diagnostics.as_bytes(), None).reads_previous, "{diagnostics}");
         }
-        assert!(!scan(b"SHOW TABLES").diagnostics);
-        assert!(!scan(b"SELECT 'SHOW WARNINGS', warnings FROM t").diagnostics);
+        assert!(!scan(b"SHOW TABLES", None).reads_previous);
+        assert!(!scan(b"SELECT 'SHOW WARNINGS', warnings FROM t", None).reads_previous);
     }
 
     #[test]
@@ -356,17 +410,153 @@ mod tests {
         assert!(pins("SELECT '@a', \"GET_LOCK(\", `@b` FROM t").is_empty());
         assert!(pins("SELECT 1 -- @a\n, 2 # LOCK TABLES\n /* CREATE TEMPORARY */").is_empty());
         assert!(pins("SELECT @@sql_mode, @@session.time_zone").is_empty());
-        assert!(pins("SELECT 'it''s @x', 'a\\'@b'").is_empty());
+        assert!(scan(b"SELECT 'it''s @x', 'a\\'@b'", Some("STRICT_TRANS_TABLES")).pins.is_empty());
         assert!(pins("SELECT * FROM prepared_things WHERE lock_tables = 1").is_empty());
-        assert_eq!(pins("/*!40101 SET @OLD = @@x */"), [PinReason::UserVariable]);
-        assert!(!scan(b"SELECT 1; SELECT 2").is_set);
-        assert!(scan(b"SELECT 1; SET a = 1").is_set);
+        assert_eq!(
+            pins("/*!40101 SET @OLD = @@x */"),
+            [PinReason::UserVariable, PinReason::ExecutableComment]
+        );
+        assert!(!scan(b"SELECT 1; SELECT 2", None).is_set);
+        assert!(scan(b"SELECT 1; SET a = 1", None).is_set);
+    }
+
+    #[test]
+    fn what_the_scan_cannot_see_pins() {
+        use PinReason::*;
+        let cases: [(&str, &[PinReason]); 16] = [
+            ("CALL p()", &[Routine]),
+            ("EXECUTE IMMEDIATE 'SET @s = 1'", &[Routine]),
+            ("execute s using @a", &[UserVariable, Routine]),
+            ("HANDLER t OPEN", &[Handler]),
+            ("XA START 'x'", &[XaTransaction]),
+            ("SELECT NEXTVAL(s), LASTVAL(s)", &[Sequence]),
+            ("SELECT NEXT VALUE FOR s", &[Sequence]),
+            ("select previous value for s", &[Sequence]),
+            ("SELECT SETVAL(s, 5)", &[Sequence]),
+            ("/*M! SELECT 1 */", &[ExecutableComment]),
+            ("/*M!100100 CREATE TEMPORARY TABLE t (a INT) */", &[TemporaryTable, ExecutableComment]),
+            ("/*!50000 CREATE TEMPORARY TABLE t (a INT) */", &[TemporaryTable, ExecutableComment]),
+            ("CREATE OR REPLACE TEMPORARY TABLE t AS SELECT 1", &[TemporaryTable]),
+            ("SET time_zone = '+01:00'; CREATE OR REPLACE TEMPORARY TABLE t (a INT)", &[TemporaryTable]),
+            ("BACKUP STAGE START", &[UnknownStatement]),
+            ("SELECT 1; HANDLER t OPEN", &[Handler]),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(pins(sql), expected, "{sql}");
+        }
+        for sql in ["SELECT @@identity", "SELECT @@session.last_insert_id", "SELECT @@IDENTITY + 1"] {
+            assert!(scan(sql.as_bytes(), None).insert_id, "{sql}");
+        }
+        for sql in ["SELECT FOUND_ROWS()", "SELECT ROW_COUNT()"] {
+            assert!(scan(sql.as_bytes(), None).reads_previous, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_scan_reads_quotes_as_the_sessions_sql_mode_does() {
+        let backslash = b"SELECT 'a\\', @x, 'b'";
+        assert!(scan(backslash, Some("STRICT_TRANS_TABLES")).pins.is_empty());
+        assert!(
+            scan(backslash, Some("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES"))
+                .pins
+                .contains(PinReason::UserVariable)
+        );
+        assert!(
+            scan(backslash, None).pins.contains(PinReason::UserVariable),
+            "an unknown mode reads every way"
+        );
+        let ansi = b"SELECT \"a\\\", @x, \"b\" FROM t";
+        assert!(scan(ansi, Some("")).pins.is_empty());
+        assert!(scan(ansi, Some("ANSI_QUOTES")).pins.contains(PinReason::UserVariable));
+        assert!(
+            scan(ansi, Some("REAL_AS_FLOAT,PIPES_AS_CONCAT,ANSI")).pins.contains(PinReason::UserVariable)
+        );
+        // A statement that changes the mode for the next one: every reading.
+        let changes = b"SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\', @x, 'b'";
+        assert!(scan(changes, Some("")).pins.contains(PinReason::UserVariable));
+    }
+
+    #[test]
+    fn only_a_lone_set_or_use_explains_a_reported_state_change() {
+        for sql in ["SET time_zone = '+01:00'", "use shop;", "SET NAMES utf8mb4, autocommit = 0"] {
+            assert!(scan(sql.as_bytes(), None).changes_only_tracked_state, "{sql}");
+        }
+        for sql in [
+            "SET time_zone = '+01:00'; CREATE OR REPLACE TEMPORARY TABLE t (a INT)",
+            "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
+            "SELECT 1",
+            "DEALLOCATE PREPARE s",
+        ] {
+            assert!(!scan(sql.as_bytes(), None).changes_only_tracked_state, "{sql}");
+        }
+        assert!(scan(b"set statement sql_mode = '' for select 1", None).statement_scoped_set);
+        assert!(!scan(b"UNLOCK TABLES; LOCK TABLES t READ", None).unlocks_tables);
+    }
+
+    /// Statements that pin, each with the reason it must be found for.
+    const PINNING: [(&str, PinReason); 8] = [
+        ("CREATE TEMPORARY TABLE t (a INT)", PinReason::TemporaryTable),
+        ("LOCK TABLES t READ", PinReason::LockTables),
+        ("SELECT GET_LOCK('l', 0)", PinReason::GetLock),
+        ("SET @v = 1", PinReason::UserVariable),
+        ("CALL p()", PinReason::Routine),
+        ("HANDLER t OPEN", PinReason::Handler),
+        ("SELECT NEXTVAL(s)", PinReason::Sequence),
+        ("XA START 'x'", PinReason::XaTransaction),
+    ];
+
+    /// Space and comments as a server skips them.
+    fn filler() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(" ".to_owned()),
+                Just("\n\t".to_owned()),
+                "[a-z ]{0,12}".prop_map(|t| format!("/* {t} */")),
+                "[a-z ]{0,12}".prop_map(|t| format!("# {t}\n")),
+                "[a-z ]{0,12}".prop_map(|t| format!("-- {t}\n")),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.concat())
     }
 
     proptest! {
         #[test]
+        fn quoted_or_commented_pinning_text_never_pins(
+            which in 0..PINNING.len(),
+            quote in prop_oneof![Just('\''), Just('"'), Just('`')],
+            comment in any::<bool>(),
+            mode in prop_oneof![Just(None), Just(Some("")), Just(Some("ANSI_QUOTES")), Just(Some("NO_BACKSLASH_ESCAPES"))],
+        ) {
+            let (text, _) = PINNING[which];
+            let sql = if comment {
+                format!("SELECT 1 /* {text} */")
+            } else {
+                let doubled = text.replace(quote, &format!("{quote}{quote}"));
+                format!("SELECT {quote}{doubled}{quote} FROM t")
+            };
+            let found = scan(sql.as_bytes(), mode);
+            prop_assert!(found.pins.is_empty(), "{sql:?} pinned for {:?}", found.pins);
+        }
+
+        #[test]
+        fn pinning_statements_pin_whatever_surrounds_them(
+            which in 0..PINNING.len(),
+            before in filler(),
+            after in filler(),
+            upper in any::<bool>(),
+            semicolon in any::<bool>(),
+        ) {
+            let (text, reason) = PINNING[which];
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            let sql = format!("{before}{text}{after}{}", if semicolon { ";" } else { "" });
+            prop_assert!(scan(sql.as_bytes(), None).pins.contains(reason), "{sql:?} did not pin for {reason}");
+        }
+
+        #[test]
         fn any_bytes_scan_without_panic(sql in prop::collection::vec(any::<u8>(), 0..256)) {
-            let _ = scan(&sql);
+            let _ = scan(&sql, None);
+            let _ = scan(&sql, Some("NO_BACKSLASH_ESCAPES,ANSI_QUOTES"));
         }
     }
 }

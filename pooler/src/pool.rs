@@ -460,6 +460,13 @@ impl Pool {
         self.hand_over(conn).await;
     }
 
+    /// Closes a checked-out connection that cannot serve its session; its slot goes to the
+    /// head waiter.
+    pub async fn discard(&self, conn: BackendConn) {
+        conn.quit().await;
+        self.forget();
+    }
+
     /// Closes idle connections past `idle_timeout` (above `min_idle`) or `max_lifetime`, and
     /// opens connections up to `min_idle`. Run it every second or so.
     pub async fn maintain(&self) {

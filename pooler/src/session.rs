@@ -51,14 +51,21 @@ const ER_NET_READ_INTERRUPTED: u16 = 1159;
 struct Needs {
     /// It reads or sets `LAST_INSERT_ID()`: the session's own value first.
     insert_id: bool,
-    /// It reads the diagnostics of the statement before it: on a connection just checked out,
-    /// another session's are cleared first (the session's own stay on a connection it holds).
-    diagnostics: bool,
+    /// It reads what the statement before it left (diagnostics, `FOUND_ROWS()`, ...): on a
+    /// connection just checked out, another session's is cleared first (the session's own
+    /// stays on a connection it holds).
+    reads_previous: bool,
+    /// `SET STATEMENT ... FOR`: the variables the server reports set are not the session's.
+    scoped_variables: bool,
 }
 
 impl Needs {
     fn of(scan: &pins::Scan) -> Needs {
-        Needs { insert_id: scan.insert_id, diagnostics: scan.diagnostics }
+        Needs {
+            insert_id: scan.insert_id,
+            reads_previous: scan.reads_previous,
+            scoped_variables: scan.statement_scoped_set,
+        }
     }
 }
 
@@ -281,27 +288,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Scans statement text as this session's `sql_mode` has the server read it.
+    fn scan(&self, sql: &[u8]) -> pins::Scan {
+        pins::scan(sql, self.state.var("sql_mode"))
+    }
+
     async fn query(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let scan = pins::scan(&payload[1..]);
-        // Pin before running: a statement that pins must not lose its connection on the way.
+        let scan = self.scan(&payload[1..]);
+        self.pin_before(&scan);
+        let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
+            return;
+        };
+        self.pin_after(&scan, &outcome, false);
+        self.settle().await;
+    }
+
+    /// Pins for what a statement's text shows, before it runs: a statement that pins must not
+    /// lose its connection on the way.
+    fn pin_before(&mut self, scan: &pins::Scan) {
         let new = self.pins.union(scan.pins);
         for reason in new.iter() {
             self.ctx.pool.stats().pinned(reason);
         }
-        let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
-            return;
-        };
+    }
+
+    /// Pins for what the server reported a statement did: a `SET` whose effect tracking did
+    /// not name, or any session state change that the statement's text does not explain as a
+    /// tracked variable or schema (fail closed: multi-statements, `EXECUTE`, anything else).
+    /// `switched_back`: a binary execute ran in the schema its statement was prepared in, and
+    /// the server reported the session's own schema on the way back — no change at all.
+    fn pin_after(&mut self, scan: &pins::Scan, outcome: &Outcome, switched_back: bool) {
         if scan.unlocks_tables {
             self.pins.remove(PinReason::LockTables);
         }
         let tracked = !outcome.changes.vars.is_empty() || outcome.changes.schema.is_some();
-        let explained = tracked || !scan.pins.is_empty();
-        if scan.is_set && outcome.error.is_none() && !explained {
+        let pinned_for_it = !scan.pins.is_empty();
+        let explained = pinned_for_it || switched_back || (tracked && scan.changes_only_tracked_state);
+        if scan.is_set && outcome.error.is_none() && !tracked && !pinned_for_it {
             self.pin(PinReason::UntrackedSet);
         } else if outcome.changes.state_changed && !explained {
             self.pin(PinReason::UntrackedState);
         }
-        self.settle().await;
     }
 
     fn pin(&mut self, reason: PinReason) {
@@ -319,13 +346,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Some(conn);
         }
         self.checked_out_now = true;
-        let checkout = self.ctx.pool.checkout(self.found_rows(), Some(&self.state));
-        let span = tracing::info_span!("pool.checkout", pool = self.ctx.pool.config().name);
-        let mut conn = match checkout.instrument(span).await {
-            Ok(conn) => conn,
-            Err(error) => {
-                self.reply_err(seq, ER_CON_COUNT, b"08004", &error.to_string()).await;
-                return None;
+        let mut conn = loop {
+            let checkout = self.ctx.pool.checkout(self.found_rows(), Some(&self.state));
+            let span = tracing::info_span!("pool.checkout", pool = self.ctx.pool.config().name);
+            match checkout.instrument(span).await {
+                // No statement takes a connection back to no schema: a session without one
+                // never gets the schema another session chose (the pool opens a fresh one).
+                Ok(conn) if self.state.schema().is_none() && conn.state().schema().is_some() => {
+                    self.ctx.pool.discard(conn).await;
+                }
+                Ok(conn) => break conn,
+                Err(error) => {
+                    self.reply_err(seq, ER_CON_COUNT, b"08004", &error.to_string()).await;
+                    return None;
+                }
             }
         };
         if let Err(error) = conn.replay(&self.state).await {
@@ -393,7 +427,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         .await;
         match result {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if needs.scoped_variables {
+                    // Restored by the server after the statement, without a report.
+                    outcome.changes.vars.clear();
+                }
                 if self.insert_id.ran(needs.insert_id, outcome.insert_id) {
                     conn.forget_insert_id();
                 }
@@ -424,7 +462,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         conn: &mut BackendConn,
         needs: Needs,
     ) -> Result<(), crate::backend::BackendError> {
-        if needs.diagnostics && self.checked_out_now {
+        if needs.reads_previous && self.checked_out_now {
             conn.clear_diagnostics().await?;
         }
         if !needs.insert_id || self.insert_id.connection_holds_own() {

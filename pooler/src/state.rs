@@ -112,6 +112,11 @@ impl SessionState {
         self.schema = Some(schema);
     }
 
+    /// Sets the schema, or none.
+    pub fn set_schema_to(&mut self, schema: Option<String>) {
+        self.schema = schema;
+    }
+
     /// The context a statement prepared in this state is bound to.
     pub fn parse_context(&self) -> ParseContext {
         ParseContext {

@@ -32,8 +32,8 @@ pub(super) struct ClientStatement {
     sql: Arc<[u8]>,
     /// What the statement was bound to when the client prepared it.
     context: Arc<ParseContext>,
-    /// What it needs of a connection beyond the session's state.
-    needs: super::Needs,
+    /// What its text says (pins, needs), as read when it was prepared.
+    scan: crate::pins::Scan,
     params: u16,
     /// The parameter types the client last bound (2 bytes each).
     types: Option<Vec<u8>>,
@@ -116,8 +116,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(prepared) = outcome.as_ref().and_then(|o| o.prepared) {
             conn.remember_statement(sql.clone(), prepared);
             let context = Arc::new(self.state.parse_context());
-            let needs = super::Needs::of(&crate::pins::scan(&sql));
-            let statement = ClientStatement { sql, context, needs, params: prepared.params, types: None };
+            let scan = self.scan(&sql);
+            let statement = ClientStatement { sql, context, scan, params: prepared.params, types: None };
             self.statements.insert(id, statement);
         }
         self.held = Some(conn);
@@ -183,16 +183,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let sent = self.send_long_data_to(&mut conn, id, backend_id).await;
         let mut rewritten = rewritten;
         rewritten[1..5].copy_from_slice(&backend_id.to_le_bytes());
+        self.pin_before(&statement.scan);
+        let needs = super::Needs::of(&statement.scan);
+        let schema_before = self.state.schema().map(str::to_owned);
         let outcome = if sent {
-            self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None, statement.needs).await
+            self.relay_on(&mut conn, &rewritten, seq, Expect::Results, None, needs).await
         } else {
             None
         };
         self.held = Some(conn);
-        if outcome.is_none() {
-            self.lose_connection().await;
-        } else {
-            self.settle().await;
+        match outcome {
+            Some(outcome) => {
+                let changes = &outcome.changes;
+                let switched_back = changes.vars.is_empty()
+                    && changes.schema.is_some()
+                    && changes.schema.as_deref() == schema_before.as_deref();
+                self.pin_after(&statement.scan, &outcome, switched_back);
+                self.settle().await;
+            }
+            None => self.lose_connection().await,
         }
     }
 

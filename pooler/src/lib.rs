@@ -28,6 +28,8 @@
 
 pub mod admin;
 pub mod backend;
+pub mod client_error;
+pub mod login_gate;
 pub mod pins;
 pub mod pool;
 pub mod pooler;

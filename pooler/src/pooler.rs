@@ -1,7 +1,8 @@
 //! A pooler: one [`Pool`] and the client sessions on it. Its owner accepts client streams
 //! wherever it likes (a virtual port, a loopback address) and hands each to
-//! [`Pooler::serve`]; the pooler bounds how many sessions run at once and how long a client
-//! may take to log in.
+//! [`Pooler::serve`]; the pooler bounds how many sessions run at once, how many logins are in
+//! progress, how large a packet a client may send before it has logged in, and how long it may
+//! take to log in. A session slot is taken only once the client has authenticated.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,14 +13,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use crate::backend::Connector;
+use crate::client_error::ClientError;
+use crate::login_gate::{LoginGate, MAX_LOGINS_IN_PROGRESS};
 use crate::pool::{Pool, PoolConfig};
 use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
 use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
 use crate::registry::ClientRow;
-use crate::session::{ER_CON_COUNT, PoolMode, Session, SessionContext};
+use crate::session::{PoolMode, Session, SessionContext};
 use crate::stats::ErrorKind;
+
+/// The largest packet a client may send before it has logged in: a handshake response with
+/// connection attributes fits in a fraction of it (MySQL and MariaDB clients send a few
+/// hundred bytes). A larger announced packet closes the connection without reading it.
+pub const MAX_LOGIN_PACKET: usize = 8 * 1024;
 
 /// Everything a pooler is told by its owner.
 #[derive(Debug, Clone)]
@@ -47,6 +55,7 @@ pub struct Pooler {
     config: Arc<PoolerConfig>,
     pool: Pool,
     sessions: Arc<Semaphore>,
+    logins: LoginGate,
     next_id: Arc<AtomicU32>,
 }
 
@@ -55,7 +64,8 @@ impl Pooler {
     pub fn new(config: PoolerConfig, connector: Arc<dyn Connector>) -> Self {
         let pool = Pool::new(config.pool.clone(), connector);
         let sessions = Arc::new(Semaphore::new(config.max_client_sessions));
-        Pooler { config: Arc::new(config), pool, sessions, next_id: Arc::new(AtomicU32::new(1)) }
+        let logins = LoginGate::new(MAX_LOGINS_IN_PROGRESS);
+        Pooler { config: Arc::new(config), pool, sessions, logins, next_id: Arc::new(AtomicU32::new(1)) }
     }
 
     /// The pool.
@@ -68,29 +78,22 @@ impl Pooler {
         &self.config
     }
 
+    /// The logins in progress.
+    pub fn logins(&self) -> &LoginGate {
+        &self.logins
+    }
+
     /// Serves one client stream until the session ends. `peer` names the client in logs.
     pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: &str) {
         let name = &self.config.pool.name;
-        let mut conn = PacketConn::new(stream, self.config.pool.backend.max_packet);
-        let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
-            self.pool.stats().error(ErrorKind::TooManyClients);
-            let message = format!(
-                "Too many connections: pool {name} serves at most {} client sessions (max_client_sessions)",
-                self.config.max_client_sessions
-            );
-            tracing::warn!(pool = name, peer, "{message}");
-            let _ =
-                conn.send(&mut Sequence::new(), &packets::err_before_handshake(ER_CON_COUNT, &message)).await;
-            return;
-        };
+        let login = self.logins.enter();
+        let mut conn = PacketConn::new(stream, MAX_LOGIN_PACKET);
         let server_version = match self.pool.server_version().await {
             Ok(version) => version,
             Err(error) => {
-                let message = format!("the pool cannot reach its backend: {error}");
-                tracing::warn!(pool = name, peer, "{message}");
-                let _ = conn
-                    .send(&mut Sequence::new(), &packets::err_before_handshake(ER_CON_COUNT, &message))
-                    .await;
+                let refusal = ClientError::from(&error);
+                tracing::warn!(pool = name, peer, "{refusal}");
+                let _ = conn.send(&mut Sequence::new(), &refusal.packet_before_handshake()).await;
                 return;
             }
         };
@@ -101,11 +104,22 @@ impl Pooler {
             user: self.config.pool.backend.user.clone(),
             password: self.config.pool.backend.password.clone(),
         };
-        let accepted = tokio::time::timeout(
-            self.config.handshake_timeout,
-            server_handshake::authenticate(&mut conn, &greeting),
-        )
-        .await;
+        let accepted = tokio::select! {
+            accepted = tokio::time::timeout(
+                self.config.handshake_timeout,
+                server_handshake::authenticate(&mut conn, &greeting),
+            ) => accepted,
+            () = login.evicted() => {
+                self.pool.stats().error(ErrorKind::ClientProtocol);
+                tracing::info!(
+                    pool = name,
+                    peer,
+                    "client login closed unfinished: {MAX_LOGINS_IN_PROGRESS} logins in progress, this the oldest"
+                );
+                return;
+            }
+        };
+        drop(login);
         let (hello, mut seq) = match accepted {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(error)) => {
@@ -126,16 +140,24 @@ impl Pooler {
                 return;
             }
         };
+        let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
+            self.pool.stats().error(ErrorKind::TooManyClients);
+            let refusal = ClientError::too_many_clients(name, self.config.max_client_sessions);
+            tracing::warn!(pool = name, peer, "{refusal}");
+            let _ = conn.send(&mut seq, &refusal.packet()).await;
+            return;
+        };
         // A schema other than the pool's own is checked now, so that a wrong one fails the
         // login as it would on the server, not the client's first statement.
         if let Some(schema) = hello.database.as_deref()
             && Some(schema) != self.config.pool.backend.database.as_deref()
-            && let Err((code, state, message)) = self.check_schema(schema).await
+            && let Err(refusal) = self.check_schema(schema).await
         {
-            tracing::info!(pool = name, peer, schema, "client login refused: {message}");
-            let _ = conn.send(&mut seq, &packets::err(code, state, &message)).await;
+            tracing::info!(pool = name, peer, schema, "client login refused: {refusal}");
+            let _ = conn.send(&mut seq, &refusal.packet()).await;
             return;
         }
+        conn.set_max_payload(self.config.pool.backend.max_packet);
         if conn.send(&mut seq, &packets::ok(StatusFlags::SERVER_STATUS_AUTOCOMMIT, hello.caps)).await.is_err()
         {
             return;
@@ -157,7 +179,8 @@ impl Pooler {
             listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();
-        Session::new(conn, hello, ctx).run().await;
+        // Boxed: a login in progress then holds a small future, not a whole session's.
+        Box::pin(Session::new(conn, hello, ctx).run()).await;
         self.pool.stats().client_closed();
     }
 
@@ -172,21 +195,16 @@ impl Pooler {
 }
 
 impl Pooler {
-    /// Whether the backend lets this pool's user use `schema`: `Err` with the error code, SQL
-    /// state and message for the client (the server's own refusal, or why no connection was to
-    /// be had).
-    async fn check_schema(&self, schema: &str) -> Result<(), (u16, &'static [u8; 5], String)> {
-        let mut conn = self
-            .pool
-            .checkout(false, None)
-            .await
-            .map_err(|error| (ER_CON_COUNT, b"08004", error.to_string()))?;
+    /// Whether the backend lets this pool's user use `schema`: `Err` with what the client is
+    /// told (the server's own refusal, or why no connection was to be had).
+    async fn check_schema(&self, schema: &str) -> Result<(), ClientError> {
+        let mut conn = self.pool.checkout(false, None).await.map_err(|error| ClientError::from(&error))?;
         let outcome = conn.use_schema(schema).await;
         self.pool.release(conn).await;
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((code, message))) => Err((code, b"42000", message)),
-            Err(error) => Err((ER_CON_COUNT, b"08004", error.to_string())),
+            Ok(Err((code, message))) => Err(ClientError::new(code, *b"42000", message)),
+            Err(error) => Err(ClientError::lost_backend(&self.config.pool.name, &error)),
         }
     }
 }

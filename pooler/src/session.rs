@@ -12,39 +12,32 @@
 //! Invariant: the session's [`SessionState`] equals the state of the connection it holds.
 
 mod insert_id;
+mod request;
 mod statements;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use crate::backend::BackendConn;
+use crate::client_error::{ClientError, ER_ACCESS_DENIED};
 use crate::pins::{self, PinReason, Pins};
 use crate::pool::Pool;
 use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
-use crate::protocol::server_handshake::{Client, ER_ACCESS_DENIED};
+use crate::protocol::packets::ChangeUser;
+use crate::protocol::server_handshake::Client;
 use crate::registry::{ClientRow, Entry};
 use crate::relay::{self, Expect, Outcome, Sink};
 use crate::state::SessionState;
 use crate::stats::ErrorKind;
 use insert_id::InsertId;
+use request::Request;
 use statements::{ClientStatement, LongData};
-
-/// `ER_UNKNOWN_COM_ERROR`.
-const ER_UNKNOWN_COM: u16 = 1047;
-/// `ER_CON_COUNT_ERROR` (the pool is exhausted).
-pub const ER_CON_COUNT: u16 = 1040;
-/// `CR_SERVER_LOST`, as proxies report a backend lost mid-command.
-const ER_SERVER_LOST: u16 = 2013;
-/// `ER_MALFORMED_PACKET`.
-const ER_MALFORMED_PACKET: u16 = 1835;
-/// `ER_NET_READ_INTERRUPTED` (a packet did not arrive in time).
-const ER_NET_READ_INTERRUPTED: u16 = 1159;
 
 /// What a client statement needs from its connection beyond the session's tracked state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,12 +173,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let timeout = self.ctx.packet_timeout;
             let Ok(read) = tokio::time::timeout(timeout, self.client.read_packet(&mut seq)).await else {
                 self.ctx.pool.stats().error(ErrorKind::ClientProtocol);
-                let message = format!("the client did not finish its packet within {timeout:?}; closed");
-                tracing::info!(pool = self.ctx.pool.config().name, "{message}");
-                let _ = self
-                    .client
-                    .send(&mut seq, &packets::err(ER_NET_READ_INTERRUPTED, b"08S01", &message))
-                    .await;
+                let error = ClientError::read_interrupted(timeout);
+                tracing::info!(pool = self.ctx.pool.config().name, "{error}");
+                self.fail(&mut seq, &error).await;
                 break;
             };
             let payload = match read {
@@ -195,11 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     tracing::debug!(pool = self.ctx.pool.config().name, "client connection ended: {error}");
                     if !matches!(error, crate::protocol::framing::FrameError::Io(_)) {
                         self.ctx.pool.stats().error(ErrorKind::ClientProtocol);
-                        let message = format!("bad packet: {error}");
-                        let _ = self
-                            .client
-                            .send(&mut seq, &packets::err(ER_MALFORMED_PACKET, b"08S01", &message))
-                            .await;
+                        self.fail(&mut seq, &ClientError::malformed(format!("bad packet: {error}"))).await;
                     }
                     break;
                 }
@@ -215,66 +201,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Handles one command, in a `pool.query` span; false when the session is over.
     async fn command(&mut self, payload: &[u8], seq: &mut Sequence) -> bool {
-        let Some(&code) = payload.first() else {
-            self.reply_err(seq, ER_MALFORMED_PACKET, b"08S01", "empty command packet").await;
-            return true;
+        let request = match Request::parse(payload) {
+            Ok(request) => request,
+            Err(error) => {
+                self.fail(seq, &error).await;
+                return true;
+            }
         };
-        let statement = if code == Command::COM_QUERY as u8 { leading_keyword(&payload[1..]) } else { "" };
-        let span = tracing::info_span!("pool.query", command = command_name(code), statement);
-        self.dispatch(code, payload, seq).instrument(span).await
+        let statement = match request {
+            Request::Query { sql } => leading_keyword(sql),
+            _ => "",
+        };
+        let span = tracing::info_span!("pool.query", command = request.name(), statement);
+        self.dispatch(request, payload, seq).instrument(span).await
     }
 
-    /// Handles command `code` (the first byte of `payload`); false when the session is over.
-    async fn dispatch(&mut self, code: u8, payload: &[u8], seq: &mut Sequence) -> bool {
-        match code {
-            c if c == Command::COM_QUIT as u8 => return false,
-            c if c == Command::COM_PING as u8 => self.reply_ok(seq).await,
-            c if c == Command::COM_QUERY as u8 => self.query(payload, seq).await,
-            c if c == Command::COM_INIT_DB as u8 => {
+    /// Handles `request` (parsed from `payload`); false when the session is over.
+    async fn dispatch(&mut self, request: Request<'_>, payload: &[u8], seq: &mut Sequence) -> bool {
+        match request {
+            Request::Quit => return false,
+            Request::Ping => self.reply_ok(seq).await,
+            Request::Query { sql } => self.query(sql, payload, seq).await,
+            Request::InitDb { schema } => {
                 if let Some(outcome) = self.forward(payload, seq, Expect::Ok, None, Needs::default()).await
                     && outcome.error.is_none()
                     && outcome.changes.schema.is_none()
                 {
                     // A server that did not report it: the schema is what was asked for.
-                    let schema = String::from_utf8_lossy(&payload[1..]).into_owned();
+                    let schema = String::from_utf8_lossy(schema).into_owned();
                     self.state.set_schema(schema.clone());
                     if let Some(conn) = &mut self.held {
                         conn.set_schema(schema);
                     }
                 }
             }
-            c if c == Command::COM_FIELD_LIST as u8 => {
+            Request::FieldList => {
                 self.forward(payload, seq, Expect::FieldList, None, Needs::default()).await;
             }
-            c if c == Command::COM_STATISTICS as u8 => {
+            Request::Statistics => {
                 self.forward(payload, seq, Expect::Single, None, Needs::default()).await;
             }
-            c if c == Command::COM_STMT_PREPARE as u8 => self.prepare(payload, seq).await,
-            c if c == Command::COM_STMT_EXECUTE as u8 => self.execute(payload, seq).await,
-            c if c == Command::COM_STMT_CLOSE as u8 => self.close_statement(payload),
-            c if c == Command::COM_STMT_SEND_LONG_DATA as u8 => self.send_long_data(payload),
-            c if c == Command::COM_STMT_RESET as u8 => self.reset_statement(payload, seq).await,
-            c if c == Command::COM_SET_OPTION as u8 => self.set_option(payload, seq).await,
-            c if c == Command::COM_RESET_CONNECTION as u8 => {
+            Request::Prepare { sql } => self.prepare(sql, payload, seq).await,
+            Request::Execute { id, flags } => self.execute(id, flags, payload, seq).await,
+            Request::CloseStatement { id } => self.close_statement(id),
+            Request::SendLongData { id } => self.send_long_data(id, payload),
+            Request::ResetStatement { id } => self.reset_statement(id, seq).await,
+            Request::SetOption { multi_statements } => self.set_option(multi_statements, seq).await,
+            Request::ResetConnection => {
                 self.reset().await;
                 self.reply_ok(seq).await;
             }
-            c if c == Command::COM_CHANGE_USER as u8 => self.change_user(payload, seq).await,
-            other => {
-                let message = format!("command 0x{other:02x} is not supported through the pooler");
-                self.reply_err(seq, ER_UNKNOWN_COM, b"08S01", &message).await;
-            }
+            Request::ChangeUser(change) => self.change_user(change, seq).await,
+            Request::Discard => {}
         }
         true
+    }
+
+    /// Tells the client why its command failed.
+    async fn fail(&mut self, seq: &mut Sequence, error: &ClientError) {
+        let _ = self.client.send(seq, &error.packet()).await;
     }
 
     async fn reply_ok(&mut self, seq: &mut Sequence) {
         let status = self.status();
         let _ = self.client.send(seq, &packets::ok(status, self.caps)).await;
-    }
-
-    async fn reply_err(&mut self, seq: &mut Sequence, code: u16, state: &[u8; 5], message: &str) {
-        let _ = self.client.send(seq, &packets::err(code, state, message)).await;
     }
 
     /// The status the client should see: that of the held connection, else idle autocommit.
@@ -293,8 +283,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         pins::scan(sql, self.state.var("sql_mode"))
     }
 
-    async fn query(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let scan = self.scan(&payload[1..]);
+    async fn query(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
+        let scan = self.scan(sql);
         self.pin_before(&scan);
         let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
             return;
@@ -357,7 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 Ok(conn) => break conn,
                 Err(error) => {
-                    self.reply_err(seq, ER_CON_COUNT, b"08004", &error.to_string()).await;
+                    self.fail(seq, &ClientError::from(&error)).await;
                     return None;
                 }
             }
@@ -367,8 +357,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
             conn.mark_dirty();
             self.ctx.pool.release(conn).await;
-            let message = format!("cannot restore this session's state on a backend connection: {error}");
-            self.reply_err(seq, ER_SERVER_LOST, b"HY000", &message).await;
+            self.fail(seq, &ClientError::lost_backend(&self.ctx.pool.config().name, &error)).await;
             return None;
         }
         Some(conn)
@@ -412,8 +401,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     ) -> Option<Outcome> {
         if let Err(error) = self.ready(conn, needs).await {
             tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
-            let message = format!("cannot prepare a backend connection for this statement: {error}");
-            let _ = self.client.send(seq, &packets::err(ER_SERVER_LOST, b"HY000", &message)).await;
+            self.fail(seq, &ClientError::lost_backend(&self.ctx.pool.config().name, &error)).await;
             return None;
         }
         self.ctx.pool.stats().query();
@@ -447,8 +435,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let error = conn.broke(error);
                 self.ctx.pool.stats().error(ErrorKind::BackendBroken);
                 tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
-                let message = format!("lost the backend connection during the command: {error}");
-                let _ = self.client.send(seq, &packets::err(ER_SERVER_LOST, b"HY000", &message)).await;
+                self.fail(seq, &ClientError::lost_backend(&self.ctx.pool.config().name, &error)).await;
                 None
             }
         }
@@ -505,15 +492,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.warnings_held = false;
     }
 
-    async fn set_option(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let on = match payload.get(1..3) {
-            Some([0, 0]) => true,
-            Some([1, 0]) => false,
-            _ => {
-                self.reply_err(seq, ER_UNKNOWN_COM, b"HY000", "COM_SET_OPTION takes 0 (on) or 1 (off)").await;
-                return;
-            }
-        };
+    async fn set_option(&mut self, on: bool, seq: &mut Sequence) {
         self.state.set_multi_statements(on);
         if let Some(conn) = &mut self.held
             && let Err(error) = conn.replay(&self.state).await
@@ -549,21 +528,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// `COM_CHANGE_USER`: checked against the pool's one user, then a reset.
-    async fn change_user(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let change = match packets::parse_change_user(payload) {
-            Ok(change) => change,
-            Err(error) => {
-                self.reply_err(seq, ER_MALFORMED_PACKET, b"08S01", &error.to_string()).await;
-                return;
-            }
-        };
+    async fn change_user(&mut self, change: ChangeUser<'_>, seq: &mut Sequence) {
         let user = String::from_utf8_lossy(change.user).into_owned();
         let method = change.plugin.map_or(Some(AuthMethod::NativePassword), AuthMethod::from_name);
         let ok = user == self.user
             && method.is_some_and(|m| m.verify(&self.nonce, &self.ctx.password, change.auth));
         if !ok {
             let message = format!("Access denied for user '{user}'@'switchyard' (using password: YES)");
-            self.reply_err(seq, ER_ACCESS_DENIED, b"28000", &message).await;
+            self.fail(seq, &ClientError::new(ER_ACCESS_DENIED, *b"28000", message)).await;
             return;
         }
         let database =
@@ -586,29 +558,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let _ = self.client.shutdown().await;
     }
-}
-
-/// The name of a command byte, for traces (`COM_QUERY`, ...; `unknown` for any other).
-fn command_name(code: u8) -> &'static str {
-    const NAMES: [(Command, &str); 16] = [
-        (Command::COM_QUIT, "COM_QUIT"),
-        (Command::COM_INIT_DB, "COM_INIT_DB"),
-        (Command::COM_QUERY, "COM_QUERY"),
-        (Command::COM_FIELD_LIST, "COM_FIELD_LIST"),
-        (Command::COM_STATISTICS, "COM_STATISTICS"),
-        (Command::COM_PING, "COM_PING"),
-        (Command::COM_CHANGE_USER, "COM_CHANGE_USER"),
-        (Command::COM_STMT_PREPARE, "COM_STMT_PREPARE"),
-        (Command::COM_STMT_EXECUTE, "COM_STMT_EXECUTE"),
-        (Command::COM_STMT_SEND_LONG_DATA, "COM_STMT_SEND_LONG_DATA"),
-        (Command::COM_STMT_CLOSE, "COM_STMT_CLOSE"),
-        (Command::COM_STMT_RESET, "COM_STMT_RESET"),
-        (Command::COM_SET_OPTION, "COM_SET_OPTION"),
-        (Command::COM_STMT_FETCH, "COM_STMT_FETCH"),
-        (Command::COM_RESET_CONNECTION, "COM_RESET_CONNECTION"),
-        (Command::COM_SLEEP, "COM_SLEEP"),
-    ];
-    NAMES.iter().find(|(command, _)| *command as u8 == code).map_or("unknown", |(_, name)| name)
 }
 
 /// The first word of a statement (`SELECT`, `insert`, ...; at most 16 letters), for traces:

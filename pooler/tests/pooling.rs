@@ -316,14 +316,23 @@ async fn a_killed_backend_connection_costs_one_error() {
     let mut client = published.conn().await;
     let id: Option<u64> = client.query_first("SELECT CONNECTION_ID()").await.expect("id");
     let id = id.expect("an id");
-    // Killed while a query runs on it: that query gets an ERR, the next one works.
+    // Killed while a query runs on it (seen running in the process list first): that query
+    // gets an ERR, the next one works.
     let killer = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        let running = format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id} AND INFO LIKE 'SELECT SLEEP%'"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while server().root_sql(&running).trim() != "1" {
+            assert!(std::time::Instant::now() < deadline, "the SLEEP never showed in the process list");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         server().root_sql(&format!("KILL {id}"));
     });
-    let err = client.query_drop("SELECT SLEEP(5)").await.expect_err("the killed connection fails");
+    let err = client.query_drop("SELECT SLEEP(30)").await.expect_err("the killed connection fails");
     killer.await.expect("kill");
-    assert!(err.to_string().contains("lost the backend connection"), "{err}");
+    assert!(err.to_string().contains("lost its backend connection"), "{err}");
+    assert!(matches!(&err, mysql_async::Error::Server(e) if e.code == 2013), "{err}");
     let id: Option<u64> = client.query_first("SELECT CONNECTION_ID()").await.expect("the next query works");
     assert_eq!(published.pooler.pool().snapshot().errors_of(ErrorKind::BackendBroken), 1);
     // Killed while idle in the pool: noticed at checkout, no client sees an error.

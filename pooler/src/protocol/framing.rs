@@ -14,6 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The largest chunk a packet header can announce; a chunk of exactly this size is continued.
 pub const MAX_CHUNK: usize = 0xFF_FFFF;
 
+/// How far ahead of the bytes that arrived the input buffer grows while a packet fills.
+const FILL_STEP: usize = 64 * 1024;
+
 /// Output buffered beyond this is flushed before more is queued.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -90,6 +93,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     /// The largest payload [`Self::read_packet`] accepts.
     pub fn max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// Changes the largest payload [`Self::read_packet`] accepts (a client is allowed a
+    /// handshake-sized packet before it logs in, and its session's limit after).
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
     }
 
     /// The framed stream.
@@ -191,12 +200,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         Ok(Some((len, id)))
     }
 
-    /// Reads until `len` bytes are buffered.
+    /// Reads until `len` bytes are buffered. The buffer grows with the bytes that arrive (at
+    /// most [`FILL_STEP`] ahead of them), never to what a header merely announced: a peer that
+    /// announces 16 MiB and sends a little holds a little.
     async fn fill(&mut self, len: usize) -> Result<(), FrameError> {
-        if self.input.len() < len {
-            self.input.reserve(len - self.input.len());
-        }
         while self.input.len() < len {
+            let wanted = (len - self.input.len()).min(FILL_STEP);
+            if self.input.capacity() - self.input.len() < wanted {
+                self.input.reserve(wanted);
+            }
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return Err(FrameError::Truncated);
             }

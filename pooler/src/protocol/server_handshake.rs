@@ -42,8 +42,7 @@ pub const OFFERED: CapabilityFlags = CapabilityFlags::from_bits_truncate(
         | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits(),
 );
 
-/// `ER_ACCESS_DENIED_ERROR`.
-pub const ER_ACCESS_DENIED: u16 = 1045;
+pub use crate::client_error::ER_ACCESS_DENIED;
 /// `ER_HANDSHAKE_ERROR` ("Bad handshake").
 pub const ER_HANDSHAKE: u16 = 1043;
 

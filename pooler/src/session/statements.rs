@@ -13,16 +13,13 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{ER_MALFORMED_PACKET, Session};
+use super::Session;
 use crate::backend::{BackendConn, BackendError};
+use crate::client_error::{ClientError, ER_MALFORMED_PACKET, ER_NOT_SUPPORTED_YET, ER_UNKNOWN_STMT_HANDLER};
 use crate::protocol::framing::Sequence;
 use crate::relay::Expect;
 use crate::state::ParseContext;
 
-/// `ER_UNKNOWN_STMT_HANDLER`.
-const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
-/// `ER_NOT_SUPPORTED_YET`.
-const ER_NOT_SUPPORTED_YET: u16 = 1235;
 /// Long data a session may buffer before its execute, in bytes.
 const MAX_LONG_DATA: usize = 64 << 20;
 
@@ -61,10 +58,6 @@ impl LongData {
     }
 }
 
-fn statement_id(payload: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?))
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Makes room for one more statement on `conn`, and drops the one it has for `sql` (which
     /// is about to be prepared again, for a client to see the definitions).
@@ -100,8 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Ok(prepared.map(|p| p.id))
     }
 
-    pub(super) async fn prepare(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let sql: Arc<[u8]> = payload[1..].into();
+    pub(super) async fn prepare(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
+        let sql: Arc<[u8]> = sql.into();
         let id = self.next_statement;
         self.next_statement = self.next_statement.checked_add(1).unwrap_or(1);
         let Some(mut conn) = self.acquire(seq).await else { return };
@@ -128,31 +121,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    pub(super) async fn execute(&mut self, payload: &[u8], seq: &mut Sequence) {
-        let (Some(id), Some(&flags)) = (statement_id(payload), payload.get(5)) else {
-            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", "COM_STMT_EXECUTE shorter than its header")
-                .await;
-            return;
-        };
+    pub(super) async fn execute(&mut self, id: u32, flags: u8, payload: &[u8], seq: &mut Sequence) {
         let Some(statement) = self.statements.get(&id).cloned() else {
             let message = format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
-            self.reply_err(seq, ER_UNKNOWN_STMT_HANDLER, b"HY000", &message).await;
+            self.fail(seq, &ClientError::new(ER_UNKNOWN_STMT_HANDLER, *b"HY000", message)).await;
             return;
         };
         if self.long_data.overflowed == Some(id) {
             self.long_data.overflowed = None;
             let message = format!("long data over {} MiB for one execute", MAX_LONG_DATA >> 20);
-            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", &message).await;
+            self.fail(seq, &ClientError::new(ER_MALFORMED_PACKET, *b"HY000", message)).await;
             return;
         }
         if flags & 0x07 != 0 {
             let message =
                 "server-side cursors are not supported through the pooler; execute without a cursor";
-            self.reply_err(seq, ER_NOT_SUPPORTED_YET, b"42000", message).await;
+            self.fail(seq, &ClientError::new(ER_NOT_SUPPORTED_YET, *b"42000", message)).await;
             return;
         }
         let Some(rewritten) = self.with_types(id, &statement, payload) else {
-            self.reply_err(seq, ER_MALFORMED_PACKET, b"HY000", "COM_STMT_EXECUTE parameters cut short").await;
+            let message = "COM_STMT_EXECUTE parameters cut short";
+            self.fail(seq, &ClientError::new(ER_MALFORMED_PACKET, *b"HY000", message)).await;
             return;
         };
         let Some(mut conn) = self.acquire(seq).await else { return };
@@ -168,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(Err((code, message))) => {
                 // The statement no longer prepares (a table dropped since): the client's error.
                 self.held = Some(conn);
-                self.reply_err(seq, code, b"HY000", &message).await;
+                self.fail(seq, &ClientError::new(code, *b"HY000", message)).await;
                 self.settle().await;
                 return;
             }
@@ -176,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
                 self.held = Some(conn);
                 self.lose_connection().await;
-                self.reply_err(seq, super::ER_SERVER_LOST, b"HY000", &error.to_string()).await;
+                self.fail(seq, &ClientError::lost_backend(&self.ctx.pool.config().name, &error)).await;
                 return;
             }
         };
@@ -248,19 +237,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         true
     }
 
-    pub(super) fn close_statement(&mut self, payload: &[u8]) {
-        if let Some(id) = statement_id(payload) {
-            self.statements.remove(&id);
-            self.long_data.clear_statement(id);
-        }
+    pub(super) fn close_statement(&mut self, id: u32) {
+        self.statements.remove(&id);
+        self.long_data.clear_statement(id);
     }
 
     /// Buffers long data; no response goes to the client (none is due), so going over the
     /// limit fails the statement's next execute instead.
-    pub(super) fn send_long_data(&mut self, payload: &[u8]) {
-        let Some(id) = statement_id(payload).filter(|id| self.statements.contains_key(id)) else {
+    pub(super) fn send_long_data(&mut self, id: u32, payload: &[u8]) {
+        if !self.statements.contains_key(&id) {
             return; // an unknown id fails at execute
-        };
+        }
         if self.long_data.bytes + payload.len() > MAX_LONG_DATA {
             self.long_data.clear_statement(id);
             self.long_data.overflowed = Some(id);
@@ -270,15 +257,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.long_data.chunks.push((id, payload.to_vec()));
     }
 
-    pub(super) async fn reset_statement(&mut self, payload: &[u8], seq: &mut Sequence) {
-        match statement_id(payload) {
+    pub(super) async fn reset_statement(&mut self, id: Option<u32>, seq: &mut Sequence) {
+        match id {
             Some(id) if self.statements.contains_key(&id) => {
                 self.long_data.clear_statement(id);
                 self.reply_ok(seq).await;
             }
             _ => {
                 let message = "Unknown prepared statement handler given to mysqld_stmt_reset";
-                self.reply_err(seq, ER_UNKNOWN_STMT_HANDLER, b"HY000", message).await;
+                self.fail(seq, &ClientError::new(ER_UNKNOWN_STMT_HANDLER, *b"HY000", message)).await;
             }
         }
     }

@@ -115,6 +115,16 @@ impl Published {
     }
 }
 
+/// Reads the pooler's greeting from a raw client stream (so that its login has started).
+pub async fn read_greeting(stream: &mut TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await.expect("greeting header");
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.expect("greeting");
+}
+
 /// Starts a pooler for `tenant` on the test server with `config`.
 pub async fn publish(tenant: Tenant, config: PoolerConfig) -> Published {
     publish_on(server().addr, tenant, config).await

@@ -148,6 +148,8 @@ fn pooler_config() -> PoolerConfig {
         packet_timeout: Duration::from_secs(30),
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 256,
+        idle_transaction_timeout: Duration::from_secs(60),
+        client_write_timeout: Duration::from_secs(30),
     }
 }
 

@@ -67,6 +67,8 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
         packet_timeout: Duration::from_secs(30),
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 256,
+        idle_transaction_timeout: Duration::from_secs(60),
+        client_write_timeout: Duration::from_secs(30),
     };
     let pooler = Pooler::new(config, Arc::new(support::TcpConnector(backend)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

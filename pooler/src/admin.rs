@@ -150,7 +150,17 @@ impl Admin {
     }
 
     fn clients_table(&self) -> Table {
-        let columns = vec!["tenant", "pool", "id", "user", "peer", "connected_s", "holding_server", "pinned"];
+        let columns = vec![
+            "tenant",
+            "pool",
+            "id",
+            "user",
+            "peer",
+            "connected_s",
+            "holding_server",
+            "pinned",
+            "idle_in_transaction_s",
+        ];
         let now = Instant::now();
         let mut rows = Vec::new();
         for p in self.pools.iter() {
@@ -164,6 +174,7 @@ impl Admin {
                     Some(now.duration_since(c.since).as_secs().to_string()),
                     c.holding.map(|id| id.to_string()),
                     Some(c.pinned).filter(|p| !p.is_empty()),
+                    c.idle_in_transaction_since.map(|since| now.duration_since(since).as_secs().to_string()),
                 ]);
             }
         }

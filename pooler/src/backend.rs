@@ -151,6 +151,9 @@ pub struct BackendConn {
     last_used: Instant,
     broken: bool,
     dirty: bool,
+    /// The diagnostics area may hold a session's warnings or errors: emptied before the
+    /// connection serves anyone else.
+    diagnostics_left: bool,
     listed: Entry<ServerRow>,
 }
 
@@ -233,6 +236,7 @@ impl BackendConn {
             last_used: now,
             broken: false,
             dirty: false,
+            diagnostics_left: false,
             listed,
         };
         backend_conn.setup().await?;
@@ -377,7 +381,20 @@ impl BackendConn {
     pub async fn clear_diagnostics(&mut self) -> Result<(), BackendError> {
         let sql = b"DO (SELECT 1 FROM (SELECT 1) AS t)";
         let outcome = self.command(Command::COM_QUERY, sql, Expect::Results).await?;
-        self.check("clearing another session's warnings", &outcome)
+        self.check("clearing another session's warnings", &outcome)?;
+        self.diagnostics_left = false;
+        Ok(())
+    }
+
+    /// The session giving the connection back may have left warnings or errors in its
+    /// diagnostics area (see [`Self::clear_diagnostics`]).
+    pub fn mark_diagnostics_left(&mut self) {
+        self.diagnostics_left = true;
+    }
+
+    /// Whether the diagnostics area may hold the last session's warnings or errors.
+    pub fn diagnostics_left(&self) -> bool {
+        self.diagnostics_left
     }
 
     /// Reads what `LAST_INSERT_ID()` returns here (`SELECT LAST_INSERT_ID()`).

@@ -26,6 +26,8 @@ pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
 pub const ER_MAX_PREPARED_STMT_COUNT: u16 = 1461;
 /// `ER_MALFORMED_PACKET`.
 pub const ER_MALFORMED_PACKET: u16 = 1835;
+/// `ER_CLIENT_INTERACTION_TIMEOUT` (MySQL 8's code for a client closed for inactivity).
+pub const ER_CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
 /// `CR_CONN_HOST_ERROR`, as proxies report a backend they cannot reach.
 pub const CR_CONN_HOST_ERROR: u16 = 2003;
 /// `CR_SERVER_LOST`, as proxies report a backend lost mid-command.
@@ -94,6 +96,14 @@ impl ClientError {
     pub fn read_interrupted(timeout: std::time::Duration) -> Self {
         let message = format!("the client did not finish its packet within {timeout:?}; closed");
         ClientError::new(ER_NET_READ_INTERRUPTED, *b"08S01", message)
+    }
+
+    /// The client stayed idle inside a transaction past `limit`.
+    pub fn idle_in_transaction(limit: std::time::Duration) -> Self {
+        let message = format!(
+            "idle inside a transaction for longer than {limit:?} (idle_transaction_timeout): rolled back and closed"
+        );
+        ClientError::new(ER_CLIENT_INTERACTION_TIMEOUT, *b"HY000", message)
     }
 
     /// The ERR packet, for a client that has logged in (or sent its handshake response).

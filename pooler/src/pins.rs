@@ -183,6 +183,20 @@ const KNOWN_STATEMENTS: [&[u8]; 38] = [
     b"GET",
 ];
 
+/// Statements that name a table by their kind.
+const TABLE_STATEMENTS: [&[u8]; 10] = [
+    b"INSERT",
+    b"UPDATE",
+    b"DELETE",
+    b"REPLACE",
+    b"TRUNCATE",
+    b"ALTER",
+    b"CREATE",
+    b"DROP",
+    b"RENAME",
+    b"LOCK",
+];
+
 /// What a statement's text says about pinning, and what it needs of its connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scan {
@@ -210,6 +224,10 @@ pub struct Scan {
     /// `@@warning_count`, `@@error_count`, `FOUND_ROWS()`, `ROW_COUNT()`): on a connection
     /// another session used last, that would be the other session's.
     pub reads_previous: bool,
+    /// The statement names a table (`FROM` or `JOIN` something other than `DUAL`, or a data
+    /// or table statement): a server empties the diagnostics area before such a statement, and
+    /// keeps it across statements that name none (`SET`, `SELECT 1`, `DO`).
+    pub uses_table: bool,
 }
 
 impl Scan {
@@ -227,6 +245,7 @@ impl Scan {
             statements: self.statements.max(other.statements),
             insert_id: self.insert_id || other.insert_id,
             reads_previous: self.reads_previous || other.reads_previous,
+            uses_table: self.uses_table && other.uses_table,
         }
     }
 }
@@ -287,6 +306,7 @@ fn scan_as(sql: &[u8], dialect: Dialect) -> Scan {
                 scan.pins.insert(reason);
             }
             scan.is_set |= leading.is_some_and(|w| is(w, b"SET"));
+            scan.uses_table |= leading.is_some_and(|w| TABLE_STATEMENTS.iter().any(|t| is(w, t)));
             scan.insert_id |= leading.is_some_and(|w| is(w, b"CALL"));
         }
         statement.words += 1;
@@ -321,6 +341,9 @@ fn scan_as(sql: &[u8], dialect: Dialect) -> Scan {
                     || is(ident, b"FOUND_ROWS")
                     || is(ident, b"ROW_COUNT");
                 scan.insert_id |= is(ident, b"LAST_INSERT_ID");
+                if (is(prev, b"FROM") || is(prev, b"JOIN")) && !is(ident, b"DUAL") {
+                    scan.uses_table = true;
+                }
                 if is(ident, b"GET_LOCK") {
                     scan.pins.insert(PinReason::GetLock);
                 }
@@ -490,6 +513,19 @@ mod tests {
             assert!(!scan(sql.as_bytes(), None).changes_only_tracked_state, "{sql}");
         }
         assert!(scan(b"set statement sql_mode = '' for select 1", None).statement_scoped_set);
+        for (sql, uses) in [
+            ("SELECT a FROM t", true),
+            ("select * from a join b", true),
+            ("INSERT INTO t VALUES (1)", true),
+            ("DROP TEMPORARY TABLE IF EXISTS t", true),
+            ("SELECT 1 FROM DUAL", false),
+            ("SELECT 1", false),
+            ("SET time_zone = '+01:00'", false),
+            ("SELECT 'FROM t'", false),
+            ("SHOW WARNINGS", false),
+        ] {
+            assert_eq!(scan(sql.as_bytes(), None).uses_table, uses, "{sql}");
+        }
         assert!(!scan(b"UNLOCK TABLES; LOCK TABLES t READ", None).unlocks_tables);
     }
 

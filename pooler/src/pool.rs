@@ -450,6 +450,11 @@ impl Pool {
             self.forget();
             return;
         }
+        // Before anyone else can read them (`SHOW WARNINGS` on a connection a session holds).
+        if conn.diagnostics_left() && conn.clear_diagnostics().await.is_err() {
+            self.forget();
+            return;
+        }
         if conn.is_dirty() {
             let initial = SessionState::initial(45, self.shared.config.backend.database.clone(), true);
             if conn.reset(initial).await.is_err() {

@@ -47,6 +47,12 @@ pub struct PoolerConfig {
     pub auth_method: AuthMethod,
     /// Prepared statements kept per backend connection.
     pub max_prepared_per_connection: usize,
+    /// A client idle inside a transaction longer than this is rolled back, told and closed, so
+    /// that its backend connection serves others (zero: never).
+    pub idle_transaction_timeout: Duration,
+    /// A client that takes none of a response for this long (it stopped reading) is closed;
+    /// the rest of the response is drained and the backend connection released.
+    pub client_write_timeout: Duration,
 }
 
 /// A per-tenant MySQL pooler.
@@ -169,6 +175,7 @@ impl Pooler {
             since: std::time::Instant::now(),
             holding: None,
             pinned: String::new(),
+            idle_in_transaction_since: None,
         });
         let ctx = SessionContext {
             pool: self.pool.clone(),
@@ -176,6 +183,8 @@ impl Pooler {
             password: self.config.pool.backend.password.clone().into(),
             max_prepared_per_connection: self.config.max_prepared_per_connection,
             packet_timeout: self.config.packet_timeout,
+            idle_transaction_timeout: self.config.idle_transaction_timeout,
+            client_write_timeout: self.config.client_write_timeout,
             listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();

@@ -92,6 +92,8 @@ pub struct ClientRow {
     pub holding: Option<u32>,
     /// Why it is pinned, if it is (comma-separated reasons).
     pub pinned: String,
+    /// Since when it has been idle inside a transaction, if it is.
+    pub idle_in_transaction_since: Option<Instant>,
 }
 
 /// A backend connection, as `SHOW SERVERS` lists it.

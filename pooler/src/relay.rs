@@ -145,6 +145,8 @@ pub enum Sink<'a, C> {
         caps: CapabilityFlags,
         /// Replaces the statement id in a `COM_STMT_PREPARE_OK` (the client's id).
         stmt_id: Option<u32>,
+        /// A write that makes no progress for this long gives the client up.
+        write_timeout: std::time::Duration,
     },
     /// Nowhere: the pooler's own command.
     Drain,
@@ -157,10 +159,15 @@ struct Writer<'a, 'b, C> {
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin> Writer<'_, '_, C> {
+    /// Sends `payload` on; a client that fails or stops reading is given up (the rest of the
+    /// response is drained so that the backend connection stays usable).
     async fn raw(&mut self, payload: &[u8]) {
-        if let Sink::Client { conn, seq, .. } = self.sink
+        if let Sink::Client { conn, seq, write_timeout, .. } = self.sink
             && !self.gone
-            && conn.write_packet(seq, payload).await.is_err()
+            && !matches!(
+                tokio::time::timeout(*write_timeout, conn.write_packet(seq, payload)).await,
+                Ok(Ok(()))
+            )
         {
             self.gone = true;
         }
@@ -190,9 +197,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Writer<'_, '_, C> {
     }
 
     async fn finish(&mut self) {
-        if let Sink::Client { conn, .. } = self.sink
+        if let Sink::Client { conn, write_timeout, .. } = self.sink
             && !self.gone
-            && conn.flush().await.is_err()
+            && !matches!(tokio::time::timeout(*write_timeout, conn.flush()).await, Ok(Ok(())))
         {
             self.gone = true;
         }

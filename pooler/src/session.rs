@@ -15,7 +15,6 @@ mod insert_id;
 mod request;
 mod statements;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
@@ -37,7 +36,7 @@ use crate::state::SessionState;
 use crate::stats::ErrorKind;
 use insert_id::InsertId;
 use request::Request;
-use statements::{ClientStatement, LongData};
+use statements::{ClientStatements, LongData};
 
 /// What a client statement needs from its connection beyond the session's tracked state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +49,8 @@ struct Needs {
     reads_previous: bool,
     /// `SET STATEMENT ... FOR`: the variables the server reports set are not the session's.
     scoped_variables: bool,
+    /// It names a table: the server empties the diagnostics area before it runs.
+    clears_diagnostics: bool,
 }
 
 impl Needs {
@@ -58,6 +59,7 @@ impl Needs {
             insert_id: scan.insert_id,
             reads_previous: scan.reads_previous,
             scoped_variables: scan.statement_scoped_set,
+            clears_diagnostics: scan.uses_table,
         }
     }
 }
@@ -86,6 +88,10 @@ pub struct SessionContext {
     pub listed: Option<Arc<Entry<ClientRow>>>,
     /// How long the client may take to finish a packet it has started.
     pub packet_timeout: std::time::Duration,
+    /// How long the client may stay idle inside a transaction (zero: as long as it likes).
+    pub idle_transaction_timeout: std::time::Duration,
+    /// How long a write to the client may make no progress.
+    pub client_write_timeout: std::time::Duration,
 }
 
 /// One client's session.
@@ -99,19 +105,22 @@ pub struct Session<S> {
     state: SessionState,
     held: Option<BackendConn>,
     pins: Pins,
-    statements: HashMap<u32, ClientStatement>,
+    statements: ClientStatements,
     next_statement: u32,
     long_data: LongData,
     /// What the client list shows now (held connection, pins), so it is rewritten only on change.
     listed_as: (Option<u32>, Pins),
     /// The session's `LAST_INSERT_ID()`.
     insert_id: InsertId,
-    /// The last statement left warnings: the connection is kept for the session's next
-    /// statement, so that its `SHOW WARNINGS` sees its own (a statement that finds no held
-    /// connection sees an emptied list, never another session's).
+    /// A statement left warnings or an error that the diagnostics area still holds: the
+    /// connection is kept until a statement that names a table empties the area, so that the
+    /// session's `SHOW WARNINGS` sees its own (a statement that finds no held connection sees
+    /// an emptied list, never another session's).
     warnings_held: bool,
     /// The connection in use was checked out for the current command (not held from before).
     checked_out_now: bool,
+    /// The client failed or stopped reading during a response: the session ends.
+    client_lost: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -129,13 +138,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             initial,
             held: None,
             pins: Pins::default(),
-            statements: HashMap::new(),
+            statements: ClientStatements::default(),
             next_statement: 1,
             long_data: LongData::default(),
             listed_as: (None, Pins::default()),
             insert_id: InsertId::default(),
             warnings_held: false,
             checked_out_now: false,
+            client_lost: false,
             ctx,
         }
     }
@@ -166,8 +176,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn run(mut self) {
         loop {
             let mut seq = Sequence::new();
-            // Idle between commands for as long as the client likes; then the whole packet.
-            if !matches!(self.client.wait_for_input().await, Ok(true)) {
+            // Idle between commands for as long as the client likes, unless it holds a
+            // transaction open; then the whole packet.
+            if !self.wait_for_command(&mut seq).await {
                 break;
             }
             let timeout = self.ctx.packet_timeout;
@@ -197,6 +208,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.update_listing();
         }
         self.end().await;
+    }
+
+    /// Waits for the client's next command: false if the client went away, or stayed idle
+    /// inside a transaction past `idle_transaction_timeout` (then it is rolled back when the
+    /// connection is released, and the client told why).
+    async fn wait_for_command(&mut self, seq: &mut Sequence) -> bool {
+        let limit = self.ctx.idle_transaction_timeout;
+        let in_transaction = self.held.as_ref().is_some_and(BackendConn::in_transaction);
+        if !in_transaction || limit.is_zero() {
+            return matches!(self.client.wait_for_input().await, Ok(true));
+        }
+        self.list_idle_in_transaction(Some(std::time::Instant::now()));
+        let waited = tokio::time::timeout(limit, self.client.wait_for_input()).await;
+        self.list_idle_in_transaction(None);
+        match waited {
+            Ok(input) => matches!(input, Ok(true)),
+            Err(_) => {
+                self.ctx.pool.stats().error(ErrorKind::IdleTransaction);
+                let error = ClientError::idle_in_transaction(limit);
+                tracing::info!(pool = self.ctx.pool.config().name, "{error}");
+                self.fail(seq, &error).await;
+                false
+            }
+        }
+    }
+
+    /// Shows in the client list since when the session has been idle inside a transaction.
+    fn list_idle_in_transaction(&self, since: Option<std::time::Instant>) {
+        if let Some(entry) = &self.ctx.listed {
+            entry.update(|row| row.idle_in_transaction_since = since);
+        }
     }
 
     /// Handles one command, in a `pool.query` span; false when the session is over.
@@ -254,7 +296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Request::ChangeUser(change) => self.change_user(change, seq).await,
             Request::Discard => {}
         }
-        true
+        !self.client_lost
     }
 
     /// Tells the client why its command failed.
@@ -410,12 +452,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let status = conn.status();
         let result = async {
             conn.packets().send(&mut backend_seq, payload).await?;
-            let mut sink = Sink::Client { conn: &mut self.client, seq, caps: self.caps, stmt_id };
+            let write_timeout = self.ctx.client_write_timeout;
+            let mut sink =
+                Sink::Client { conn: &mut self.client, seq, caps: self.caps, stmt_id, write_timeout };
             relay::relay(conn.packets(), &mut backend_seq, caps, &mut sink, expect, status).await
         }
         .await;
         match result {
             Ok(mut outcome) => {
+                if outcome.client_gone {
+                    // Gone, or not reading: the response was drained, the connection is fine.
+                    self.client_lost = true;
+                    self.ctx.pool.stats().error(ErrorKind::SlowClient);
+                    tracing::info!(
+                        pool = self.ctx.pool.config().name,
+                        "the client stopped taking its response (client_write_timeout {:?}, or gone); closed",
+                        self.ctx.client_write_timeout
+                    );
+                }
                 if needs.scoped_variables {
                     // Restored by the server after the statement, without a report.
                     outcome.changes.vars.clear();
@@ -423,7 +477,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if self.insert_id.ran(needs.insert_id, outcome.insert_id) {
                     conn.forget_insert_id();
                 }
-                self.warnings_held = outcome.warnings > 0;
+                // An error is in the diagnostics area too (`SHOW WARNINGS` after it shows it),
+                // and the area outlives statements that name no table.
+                self.warnings_held = outcome.warnings > 0
+                    || outcome.error.is_some()
+                    || (self.warnings_held && !needs.clears_diagnostics);
                 let applied = conn.absorb(&outcome);
                 self.state.apply(&outcome.changes);
                 if applied.untrackable {
@@ -516,12 +574,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.statements.clear();
         self.long_data.clear();
         self.insert_id.reset();
-        self.warnings_held = false;
+        let warnings_held = std::mem::take(&mut self.warnings_held);
         let pinned = !self.pins.is_empty();
         self.pins = Pins::default();
         if let Some(mut conn) = self.held.take() {
             if pinned || self.ctx.mode == PoolMode::Session {
                 conn.mark_dirty();
+            }
+            if warnings_held {
+                conn.mark_diagnostics_left();
             }
             self.ctx.pool.release(conn).await;
         }
@@ -553,6 +614,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(mut conn) = self.held.take() {
             if !self.pins.is_empty() || self.ctx.mode == PoolMode::Session {
                 conn.mark_dirty();
+            }
+            if self.warnings_held {
+                conn.mark_diagnostics_left();
             }
             self.ctx.pool.release(conn).await;
         }

@@ -24,17 +24,23 @@ pub enum ErrorKind {
     ClientProtocol,
     /// A client was refused over `max_client_sessions`.
     TooManyClients,
+    /// A client was closed, idle inside a transaction past `idle_transaction_timeout`.
+    IdleTransaction,
+    /// A client went away, or stopped reading (`client_write_timeout`), during a response.
+    SlowClient,
 }
 
 impl ErrorKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::BackendBroken,
         ErrorKind::CheckoutTimeout,
         ErrorKind::Replay,
         ErrorKind::ClientProtocol,
         ErrorKind::TooManyClients,
+        ErrorKind::IdleTransaction,
+        ErrorKind::SlowClient,
     ];
 
     /// Its name in metrics.
@@ -46,6 +52,8 @@ impl ErrorKind {
             ErrorKind::Replay => "replay",
             ErrorKind::ClientProtocol => "client_protocol",
             ErrorKind::TooManyClients => "too_many_clients",
+            ErrorKind::IdleTransaction => "idle_transaction_timeout",
+            ErrorKind::SlowClient => "client_gone_mid_response",
         }
     }
 }

@@ -64,10 +64,16 @@ async fn show_pools_clients_servers_and_stats() {
     assert!(ok, "{clients}");
     assert_eq!(clients.lines().count(), 3, "{clients}");
     assert!(
-        clients.lines().any(|l| l.ends_with(&format!("\t{id}\tNULL"))),
+        clients.lines().next().is_some_and(|h| h.ends_with("\tpinned\tidle_in_transaction_s")),
+        "{clients}"
+    );
+    // The holder holds {id}, unpinned, idle in its transaction for a few seconds at most.
+    assert!(
+        clients.lines().any(|l| l.contains(&format!("\t{id}\tNULL\t"))
+            && l.rsplit('\t').next().is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s < 60))),
         "the holder holds {id}: {clients}"
     );
-    assert!(clients.lines().any(|l| l.ends_with("\tuser_variable")), "{clients}");
+    assert!(clients.lines().any(|l| l.ends_with("\tuser_variable\tNULL")), "{clients}");
 
     let (ok, servers) = run("SHOW SERVERS").await.expect("join");
     assert!(ok, "{servers}");

@@ -184,3 +184,47 @@ async fn bad_clients_get_an_error_or_are_closed_and_others_go_on() {
     let protocol_errors = published.pooler.pool().snapshot().errors_of(ErrorKind::ClientProtocol);
     assert!(protocol_errors >= 5, "client protocol errors counted: {protocol_errors}");
 }
+
+/// Prepares `sql` on a raw client; the response's first packet.
+async fn prepare(
+    raw: &mut switchyard_pooler::protocol::framing::PacketConn<TcpStream>,
+    sql: &str,
+) -> Vec<u8> {
+    let mut payload = vec![0x16];
+    payload.extend_from_slice(sql.as_bytes());
+    let mut seq = Sequence::new();
+    raw.send(&mut seq, &payload).await.expect("send a prepare");
+    raw.read_packet(&mut seq).await.expect("read the response").expect("a response").to_vec()
+}
+
+/// The error code of an ERR packet, if `packet` is one.
+fn err_code(packet: &[u8]) -> Option<u16> {
+    (packet.first() == Some(&0xff)).then(|| u16::from_le_bytes([packet[1], packet[2]]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_keeps_a_bounded_number_of_prepared_statements() {
+    let tenant = server().tenant("bad_stmts", "pw-bad-stmts");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let mut raw = published.raw_login().await;
+    // `DO n` prepares with no parameters and no columns: the response is one packet.
+    for n in 0..1024 {
+        let reply = prepare(&mut raw, &format!("DO {n}")).await;
+        assert_eq!(err_code(&reply), None, "statement {n} refused");
+    }
+    let refused = prepare(&mut raw, "DO 1024").await;
+    assert_eq!(err_code(&refused), Some(1461), "the 1025th statement");
+    // Closing one makes room for one.
+    let mut close = vec![0x19];
+    close.extend_from_slice(&1u32.to_le_bytes());
+    raw.send(&mut Sequence::new(), &close).await.expect("close statement 1");
+    let reply = prepare(&mut raw, "DO 1025").await;
+    assert_eq!(err_code(&reply), None, "room after a close");
+
+    // The statements' text is bounded too: one statement of more than 1 MiB.
+    let mut fresh = published.raw_login().await;
+    let long = format!("SELECT '{}'", "x".repeat(1 << 20));
+    assert_eq!(err_code(&prepare(&mut fresh, &long).await), Some(1461));
+    let reply = prepare(&mut fresh, "DO 1").await;
+    assert_eq!(err_code(&reply), None, "a short one still prepares");
+}

@@ -147,3 +147,23 @@ async fn a_reset_connection_is_in_the_next_sessions_schema() {
     let attack = ["USE iso_schema_b", "CREATE TEMPORARY TABLE t (a INT)"];
     check(&published, &[], &attack, "SELECT DATABASE()").await;
 }
+
+#[tokio::test]
+async fn a_session_without_a_schema_never_gets_anothers() {
+    let tenant = server().tenant("iso_noschema", "pw-iso_noschema");
+    let mut cfg = config(&tenant, 1);
+    cfg.pool.backend.database = None;
+    let published = publish(tenant.clone(), cfg).await;
+    let url = format!("mysql://{}:{}@{}", tenant.user, tenant.password, published.addr);
+    let opts: mysql_async::Opts =
+        mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
+            .prefer_socket(false)
+            .into();
+    let mut a = mysql_async::Conn::new(opts.clone()).await.expect("A");
+    a.query_drop(format!("USE {}", tenant.database)).await.expect("A picks a schema");
+    a.disconnect().await.expect("A quits");
+    let mut b = mysql_async::Conn::new(opts).await.expect("B");
+    let schema: Option<Option<String>> = b.query_first("SELECT DATABASE()").await.expect("B's schema");
+    assert_eq!(schema, Some(None), "B, which named no schema, is in A's");
+    b.disconnect().await.expect("B quits");
+}

@@ -88,6 +88,16 @@ async fn one_clients_settings_never_reach_another() {
 /// otherwise have given back, and runs `check` on the first session; also whether the session
 /// stayed on one backend connection throughout.
 async fn pinned(published: &Published, setup: &str, check: &str) -> (Option<i64>, bool) {
+    // The last case's sessions have left and their connections are back (reset) in the pool.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pool = published.pooler.pool().snapshot();
+        if pool.clients == 0 && pool.backend_idle == pool.backend_open {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the last case's sessions never left: {pool:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut session = published.conn().await;
     // Nothing pins yet: the connection goes back, and (the idle list being LIFO) the setup
     // takes the same one again.
@@ -265,26 +275,56 @@ async fn warnings_and_errors_are_seen_only_by_their_session() {
     let mut b = published.conn().await;
     type Warning = (String, u32, String);
 
-    // An error is not kept for anyone: the next session's SHOW WARNINGS starts clean.
-    a.query_drop("SELECT * FROM no_such_table").await.expect_err("a's error");
-    let seen_by_b: Vec<Warning> = b.query("SHOW WARNINGS").await.expect("b shows warnings");
-    assert_eq!(seen_by_b, [], "b saw a's error");
-    let count: Option<u32> = b.query_first("SELECT @@warning_count").await.expect("b counts");
-    assert_eq!(count, Some(0));
+    a.query_drop("CREATE OR REPLACE TABLE w (v INT)").await.expect("a table");
 
-    // A warning keeps the connection with its session until a statement leaves none.
+    // An error stays in its session's diagnostics area, as on a server: the session keeps the
+    // connection (b waits for it) until a statement that names a table empties the area.
+    a.query_drop("SELECT * FROM no_such_table").await.expect_err("a's error");
+    let waiting = tokio::spawn(async move {
+        let seen: Vec<Warning> = b.query("SHOW WARNINGS").await.expect("b shows warnings");
+        let count: Option<u32> = b.query_first("SELECT @@warning_count").await.expect("b counts");
+        (seen, count, b)
+    });
+    wait_for_a_waiter(&published).await;
+    let own: Vec<Warning> = a.query("SHOW WARNINGS").await.expect("a shows its error");
+    assert_eq!(own.iter().map(|w| w.1).collect::<Vec<_>>(), [1146], "{own:?}");
+    a.query_drop("SELECT 1").await.expect("a runs a statement that names no table");
+    let still: Vec<Warning> = a.query("SHOW WARNINGS").await.expect("a shows its error again");
+    assert_eq!(still.len(), 1, "a table-less statement keeps the area, as on a server: {still:?}");
+    assert!(!waiting.is_finished(), "b ran while a's error was in the area");
+    a.query_drop("SELECT COUNT(*) FROM w").await.expect("a names a table");
+    let (seen_by_b, count, mut b) = waiting.await.expect("b's task");
+    assert_eq!((seen_by_b, count), (vec![], Some(0)), "b saw a's error");
+
+    // A warning likewise.
     a.query_drop("SELECT 1/0").await.expect("a divides by zero");
     let waiting = tokio::spawn(async move {
         let seen: Vec<Warning> = b.query("SHOW WARNINGS").await.expect("b shows warnings");
         (seen, b)
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiting.is_finished(), "b ran while a kept its warnings");
+    wait_for_a_waiter(&published).await;
     let own: Vec<Warning> = a.query("SHOW WARNINGS").await.expect("a shows its warnings");
     assert_eq!(own.iter().map(|w| w.1).collect::<Vec<_>>(), [1365], "{own:?}");
-    a.query_drop("SELECT 1").await.expect("a moves on");
+    a.query_drop("SELECT v FROM w").await.expect("a moves on");
     let (seen_by_b, _b) = waiting.await.expect("b's task");
     assert_eq!(seen_by_b, [], "b saw a's warning");
+
+    // A session that leaves with its warnings: they are emptied before anyone gets the
+    // connection.
+    a.query_drop("SELECT 1/0").await.expect("a divides by zero again");
+    a.disconnect().await.expect("a leaves");
+    let mut c = published.conn().await;
+    let seen_by_c: Vec<Warning> = c.query("SHOW WARNINGS").await.expect("c shows warnings");
+    assert_eq!(seen_by_c, [], "c saw the warning a left behind");
+}
+
+/// Waits until a client waits for a connection.
+async fn wait_for_a_waiter(published: &Published) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while published.pooler.pool().snapshot().waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "no client ever waited for the connection");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

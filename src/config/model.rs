@@ -256,6 +256,12 @@ pub struct Pool {
     pub max_lifetime: Duration,
     /// How long a client waits for a connection before an error.
     pub checkout_timeout: Duration,
+    /// A client idle inside a transaction longer than this is rolled back and closed (zero:
+    /// never).
+    pub idle_transaction_timeout: Duration,
+    /// A client that takes no part of a response for this long (it stopped reading) is closed
+    /// and its backend connection released.
+    pub client_write_timeout: Duration,
     /// Client sessions open at once.
     pub max_client_sessions: u32,
     /// An optional real host address where the pooler is also published.

@@ -214,6 +214,16 @@ pub fn duration(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Du
     }
 }
 
+/// Reads a duration that must not be zero (a time-out that would fire at once).
+pub fn positive_duration(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Duration> {
+    let parsed = duration(d, value, path)?;
+    if parsed.is_zero() {
+        d.error(path, "must be longer than zero");
+        return None;
+    }
+    Some(parsed)
+}
+
 /// Reads `ip:port` (IPv6 as `[::1]:8080`).
 pub fn socket_addr(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<SocketAddr> {
     let text = string(d, value, path)?;

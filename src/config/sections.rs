@@ -12,7 +12,9 @@ use super::model::{
     Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
 };
 use super::path::KeyPath;
-use super::reader::{self, boolean, choice, duration, integer, mapping, port, socket_addr, string};
+use super::reader::{
+    self, boolean, choice, duration, integer, mapping, port, positive_duration, socket_addr, string,
+};
 use super::secret::Secret;
 
 /// Looks up environment variables for secrets.
@@ -289,6 +291,8 @@ const POOL_KEYS: &[&str] = &[
     "idle_timeout",
     "max_lifetime",
     "checkout_timeout",
+    "idle_transaction_timeout",
+    "client_write_timeout",
     "max_client_sessions",
     "publish",
 ];
@@ -315,6 +319,8 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
     let idle_timeout = f.or(d, "idle_timeout", Duration::from_secs(600), duration);
     let max_lifetime = f.or(d, "max_lifetime", Duration::from_secs(3600), duration);
     let checkout_timeout = f.or(d, "checkout_timeout", Duration::from_secs(5), duration);
+    let idle_transaction_timeout = f.or(d, "idle_transaction_timeout", Duration::from_secs(60), duration);
+    let client_write_timeout = f.or(d, "client_write_timeout", Duration::from_secs(30), positive_duration);
     let publish = f.optional(d, "publish", socket_addr);
     let pool = Pool {
         name: name?,
@@ -330,6 +336,8 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
         idle_timeout: idle_timeout?,
         max_lifetime: max_lifetime?,
         checkout_timeout: checkout_timeout?,
+        idle_transaction_timeout: idle_transaction_timeout?,
+        client_write_timeout: client_write_timeout?,
         max_client_sessions: max_client_sessions?,
         publish: publish?,
     };

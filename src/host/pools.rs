@@ -170,6 +170,8 @@ fn pooler_config(tenant: &str, pool: &config::Pool, tls: Option<BackendTls>) -> 
         packet_timeout: PACKET_TIMEOUT,
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: MAX_PREPARED_PER_CONNECTION,
+        idle_transaction_timeout: pool.idle_transaction_timeout,
+        client_write_timeout: pool.client_write_timeout,
     }
 }
 

@@ -9,19 +9,28 @@
 //! have seen them. `COM_STMT_SEND_LONG_DATA` is buffered (bounded) and sent just before the
 //! execute it belongs to, on the same connection.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::backend::{BackendConn, BackendError};
-use crate::client_error::{ClientError, ER_MALFORMED_PACKET, ER_NOT_SUPPORTED_YET, ER_UNKNOWN_STMT_HANDLER};
+use crate::client_error::{
+    ClientError, ER_MALFORMED_PACKET, ER_MAX_PREPARED_STMT_COUNT, ER_NOT_SUPPORTED_YET,
+    ER_UNKNOWN_STMT_HANDLER,
+};
 use crate::protocol::framing::Sequence;
 use crate::relay::Expect;
 use crate::state::ParseContext;
 
-/// Long data a session may buffer before its execute, in bytes.
+/// Long data a session may buffer before its execute, in bytes (the backend's packet cap).
 const MAX_LONG_DATA: usize = 64 << 20;
+/// Prepared statements one session may keep open (MariaDB's `max_prepared_stmt_count` is
+/// 16,382 for the whole server).
+pub(super) const MAX_STATEMENTS_PER_SESSION: usize = 1024;
+/// The SQL text of one session's open prepared statements, in bytes.
+pub(super) const MAX_STATEMENT_TEXT_PER_SESSION: usize = 1 << 20;
 
 /// A statement as its client knows it.
 #[derive(Debug, Clone)]
@@ -34,6 +43,52 @@ pub(super) struct ClientStatement {
     params: u16,
     /// The parameter types the client last bound (2 bytes each).
     types: Option<Vec<u8>>,
+}
+
+/// A session's open prepared statements, bounded in number and in text.
+#[derive(Debug, Default)]
+pub(super) struct ClientStatements {
+    by_id: HashMap<u32, ClientStatement>,
+    text_bytes: usize,
+}
+
+impl ClientStatements {
+    /// Whether one more statement of `sql_len` bytes fits.
+    fn has_room_for(&self, sql_len: usize) -> bool {
+        self.by_id.len() < MAX_STATEMENTS_PER_SESSION
+            && self.text_bytes + sql_len <= MAX_STATEMENT_TEXT_PER_SESSION
+    }
+
+    fn insert(&mut self, id: u32, statement: ClientStatement) {
+        self.text_bytes += statement.sql.len();
+        if let Some(old) = self.by_id.insert(id, statement) {
+            self.text_bytes -= old.sql.len();
+        }
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(old) = self.by_id.remove(&id) {
+            self.text_bytes -= old.sql.len();
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<&ClientStatement> {
+        self.by_id.get(&id)
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut ClientStatement> {
+        self.by_id.get_mut(&id)
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Forgets every statement (`COM_RESET_CONNECTION`).
+    pub(super) fn clear(&mut self) {
+        self.by_id.clear();
+        self.text_bytes = 0;
+    }
 }
 
 /// Buffered `COM_STMT_SEND_LONG_DATA` payloads, in order.
@@ -94,6 +149,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     pub(super) async fn prepare(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
+        if !self.statements.has_room_for(sql.len()) {
+            let message = format!(
+                "Can't create more than max_prepared_stmt_count statements: a session through the pooler \
+                 keeps at most {MAX_STATEMENTS_PER_SESSION} prepared statements and {} KiB of their text; \
+                 close some (COM_STMT_CLOSE)",
+                MAX_STATEMENT_TEXT_PER_SESSION >> 10
+            );
+            self.fail(seq, &ClientError::new(ER_MAX_PREPARED_STMT_COUNT, *b"42000", message)).await;
+            return;
+        }
         let sql: Arc<[u8]> = sql.into();
         let id = self.next_statement;
         self.next_statement = self.next_statement.checked_add(1).unwrap_or(1);
@@ -122,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     pub(super) async fn execute(&mut self, id: u32, flags: u8, payload: &[u8], seq: &mut Sequence) {
-        let Some(statement) = self.statements.get(&id).cloned() else {
+        let Some(statement) = self.statements.get(id).cloned() else {
             let message = format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
             self.fail(seq, &ClientError::new(ER_UNKNOWN_STMT_HANDLER, *b"HY000", message)).await;
             return;
@@ -204,7 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let bound = *payload.get(flag_at)?;
         if bound == 1 {
             let types = payload.get(flag_at + 1..flag_at + 1 + 2 * params)?.to_vec();
-            if let Some(entry) = self.statements.get_mut(&id) {
+            if let Some(entry) = self.statements.get_mut(id) {
                 entry.types = Some(types);
             }
             return Some(payload.to_vec());
@@ -238,14 +303,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     pub(super) fn close_statement(&mut self, id: u32) {
-        self.statements.remove(&id);
+        self.statements.remove(id);
         self.long_data.clear_statement(id);
     }
 
     /// Buffers long data; no response goes to the client (none is due), so going over the
     /// limit fails the statement's next execute instead.
     pub(super) fn send_long_data(&mut self, id: u32, payload: &[u8]) {
-        if !self.statements.contains_key(&id) {
+        if !self.statements.contains(id) {
             return; // an unknown id fails at execute
         }
         if self.long_data.bytes + payload.len() > MAX_LONG_DATA {
@@ -259,7 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     pub(super) async fn reset_statement(&mut self, id: Option<u32>, seq: &mut Sequence) {
         match id {
-            Some(id) if self.statements.contains_key(&id) => {
+            Some(id) if self.statements.contains(id) => {
                 self.long_data.clear_statement(id);
                 self.reply_ok(seq).await;
             }

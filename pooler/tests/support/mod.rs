@@ -62,6 +62,8 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
         packet_timeout: Duration::from_secs(5),
         auth_method: AuthMethod::NativePassword,
         max_prepared_per_connection: 64,
+        idle_transaction_timeout: Duration::from_secs(60),
+        client_write_timeout: Duration::from_secs(30),
     }
 }
 

@@ -214,8 +214,6 @@ tenants:
 #[tokio::test]
 async fn a_service_that_crashes_for_a_while_is_restarted_until_it_recovers() {
     let (admin, ingress) = addrs();
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
     let config = format!(
         r#"
 version: 1
@@ -231,12 +229,11 @@ tenants:
       - name: echo
         kind: service
         wasm: {echo}
-        env: {{ ECHO_CRASH_UNTIL: "{until}", ECHO_GREETING: "back:" }}
-        restart: {{ max_restarts: 20, backoff_initial: 100ms, backoff_max: 400ms }}
+        env: {{ ECHO_CRASH_TIMES: "3", ECHO_GREETING: "back:" }}
+        restart: {{ max_restarts: 20, backoff_initial: 500ms, backoff_max: 1s }}
 "#,
         gateway = guest("http_gateway.wasm"),
         echo = guest("echo-service.wasm"),
-        until = now_ms + 2_500,
     );
     let switchyard = Switchyard::start("crash_recover", admin, &config);
 
@@ -251,11 +248,9 @@ tenants:
     }
     assert_eq!(health.0, 503, "{}", health.1);
     assert!(health.1.contains("tenant phoenix: component echo: restarting"), "{}", health.1);
-    let started = std::time::Instant::now();
     let (status, body) = request(ingress, "anything", "POST", "/echo", b"x").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("ConnectionRefused"), "{body}");
-    assert!(started.elapsed() < Duration::from_secs(2), "a refused connect took {:?}", started.elapsed());
 
     // Then it stays up: ready again, and it answers.
     let mut ready = (0, String::new());
@@ -270,7 +265,10 @@ tenants:
     let (status, body) = request(ingress, "anything", "POST", "/echo", b"hi").await;
     assert_eq!((status, body.as_str()), (200, "back:hi"));
     let log = switchyard.log();
-    assert!(log.matches("crashing on purpose for").count() >= 2, "{log}");
+    for restart in 0..3 {
+        assert!(log.contains(&format!("crashing on purpose, restart {restart} of 3")), "{log}");
+    }
+    assert!(!log.contains("crashing on purpose, restart 3"), "{log}");
     assert!(!log.contains("giving up"), "{log}");
 }
 

@@ -73,11 +73,46 @@ fn allowed(entries: &[AllowedHost], target: &Target) -> bool {
     Policy::new(entries.to_vec(), BlockedNetworks::defaults()).decide(target).is_allowed()
 }
 
+/// The default blocked networks as docs/policy.md lists them: the oracle, written apart from the
+/// code under test.
+const DOCUMENTED_DEFAULTS: [&str; 7] =
+    ["0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::/128", "fe80::/10", "ff00::/8"];
+
+/// The IPv4 address an IPv6 address carries, by the standards (std's mapped and compatible
+/// forms, NAT64's well-known prefix, 6to4), not by the policy crate.
+fn carried_ipv4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = a.segments();
+    let low = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = a.to_ipv4_mapped() {
+        Some(v4)
+    } else if (s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1)) || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // IPv4-compatible (not `::` and `::1`), or NAT64's well-known prefix.
+        Some(low())
+    } else if s[0] == 0x2002 {
+        Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+    } else {
+        None
+    }
+}
+
 fn blocked_by_default(target: &Target) -> bool {
+    let documented: Vec<IpNet> = DOCUMENTED_DEFAULTS.iter().map(|n| n.parse().expect("a network")).collect();
     match target.host() {
-        switchyard_policy::TargetHost::Addr(a) => BlockedNetworks::defaults().find(*a).is_some(),
+        switchyard_policy::TargetHost::Addr(a) => {
+            let decided = match a {
+                IpAddr::V6(v6) => carried_ipv4(*v6).map_or(*a, IpAddr::V4),
+                v4 => *v4,
+            };
+            documented.iter().any(|net| net.contains(&decided))
+        }
         switchyard_policy::TargetHost::Name(_) => false,
     }
+}
+
+#[test]
+fn the_default_blocked_networks_are_the_documented_ones() {
+    let documented: Vec<IpNet> = DOCUMENTED_DEFAULTS.iter().map(|n| n.parse().expect("a network")).collect();
+    assert_eq!(BlockedNetworks::defaults().networks(), documented.as_slice());
 }
 
 /// The IPv6 spellings of `a` that reach it, built by hand: IPv4-mapped, IPv4-compatible (not for

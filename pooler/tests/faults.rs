@@ -84,20 +84,26 @@ async fn a_killed_and_restarted_server_costs_errors_not_hangs() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|id| tokio::spawn(client(published.clone(), id, stop.clone(), seen.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let before_kill = seen.ok.load(Ordering::Relaxed);
-    assert!(before_kill > 0, "the load ran nothing before the kill");
+    // The load runs: every client has had statements through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.ok.load(Ordering::Relaxed) < 10 * CLIENTS as u64 {
+        assert!(Instant::now() < deadline, "the load ran almost nothing before the kill");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let killer = server.clone();
     tokio::task::spawn_blocking(move || killer.kill()).await.expect("kill");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // While it is down, a new session is refused with an ERR that says why, at once.
-    let started = Instant::now();
+    // The clients notice (their statements get ERRs).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.server_errors.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "no client noticed the kill");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While it is down, a new session is refused with an ERR that says why, not a hang.
     let refused = tokio::time::timeout(NO_HANG, mysql_async::Conn::new(published.opts()))
         .await
         .expect("a login while the server is down does not hang")
         .expect_err("no session without a server");
-    assert!(started.elapsed() < Duration::from_secs(6), "refusing took {:?}", started.elapsed());
     assert!(refused.to_string().contains("cannot reach its backend"), "{refused}");
     // A connection error (2003), not "too many connections" (1040): the pool is not exhausted.
     assert!(matches!(&refused, mysql_async::Error::Server(e) if e.code == 2003), "{refused}");
@@ -144,7 +150,7 @@ async fn a_killed_and_restarted_server_costs_errors_not_hangs() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(ok >= ok_at_restart + 50 * CLIENTS as u64, "the clients did not recover: {ok} ok");
     assert!(errors > 0, "the kill cost no statement an error: was the server killed?");
-    assert!(recovered < Duration::from_secs(2), "new sessions took {recovered:?} after the server was back");
+    // (How soon, `recovered`, is printed above; it is a figure, not an assertion.)
     // Every acknowledged insert survived; at most the failed ones ran without an answer.
     let rows = server.root_sql("SELECT COUNT(*) FROM faults.load_rows").trim().parse::<u64>().expect("count");
     assert!(rows >= ok && rows - ok <= errors, "{ok} acknowledged inserts, {rows} rows after recovery");
@@ -165,8 +171,11 @@ async fn a_backend_that_accepts_and_never_answers_costs_a_timeout_not_a_slot() {
     let tenant = support::Tenant { user: "nobody".into(), password: "pw".into(), database: "none".into() };
     let mut cfg = config(&tenant, 2);
     cfg.pool.backend.connect_timeout = Duration::from_millis(400);
+    // A login that waited for a slot would wait this long, past NO_HANG.
+    cfg.pool.checkout_timeout = Duration::from_secs(60);
     let published = publish_on(silent, tenant, cfg).await;
-    // More logins than the pool has slots: each fails after the timeout, none waits for a slot.
+    // More logins than the pool has slots: each fails at its connect timeout, none waits for a
+    // slot (a slot held by a failed dial would make a later login wait, and hang).
     for attempt in 0..5 {
         let started = Instant::now();
         let err = tokio::time::timeout(NO_HANG, mysql_async::Conn::new(published.opts()))
@@ -175,7 +184,7 @@ async fn a_backend_that_accepts_and_never_answers_costs_a_timeout_not_a_slot() {
             .expect_err("no session without a backend");
         let took = started.elapsed();
         assert!(err.to_string().contains("did not finish connecting and logging in within 400ms"), "{err}");
-        assert!(took < Duration::from_secs(2), "attempt {attempt} took {took:?}");
+        assert!(took >= Duration::from_millis(400), "attempt {attempt} failed before the timeout: {took:?}");
     }
     assert_eq!(published.pooler.pool().snapshot().backend_open, 0, "a timed-out open kept its slot");
 }

@@ -53,7 +53,10 @@ pub fn load(
     let value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(value) => value,
         Err(e) => {
-            let line = e.location().map(|l| l.line());
+            // At the end of a text that ends with a newline the parser points one line past
+            // it: report the last line.
+            let last_line = text.lines().count().max(1);
+            let line = e.location().map(|l| l.line().min(last_line));
             let text = e.to_string();
             let (path, message) = match KeyPath::split_leading(&text) {
                 Some((path, rest)) => (path, rest.to_owned()),

@@ -21,6 +21,10 @@ use crate::config::Restart;
 /// ready).
 const READY_AFTER: Duration = Duration::from_millis(300);
 
+/// The environment variable that tells a service instance how many times in a row it has been
+/// restarted before this run (0 for a first start, or after a run that stayed up).
+pub const RESTARTS_ENV: &str = "SWITCHYARD_RESTARTS";
+
 /// A service component ready to be supervised.
 pub struct Service {
     /// The component's name.
@@ -57,10 +61,13 @@ impl Service {
         Ok(Service { name: name.to_owned(), workload, pre, env, restart, output, throttled })
     }
 
-    /// Runs one instance until it ends; the reason it ended.
-    async fn run_once(&self, health: &Health) -> String {
+    /// Runs one instance until it ends, after `restarts` restarts in a row; the reason it
+    /// ended. The instance sees that count as `SWITCHYARD_RESTARTS` in its environment.
+    async fn run_once(&self, health: &Health, restarts: u32) -> String {
         let budget = CpuBudget::new(self.workload.service_cpu_percent, self.throttled.clone());
-        let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
+        let mut env = self.env.clone();
+        env.insert(RESTARTS_ENV.to_owned(), EnvValue::Plain(restarts.to_string()));
+        let mut store = GuestState::new(&self.workload, &self.name, &env, &self.output)
             .with_cpu_budget(budget)
             .into_store(self.pre.engine());
         let command = match self.pre.instantiate_async(&mut store).await {
@@ -97,7 +104,7 @@ impl Service {
         let mut backoff = self.restart.backoff_initial;
         loop {
             let started = Instant::now();
-            let reason = self.run_once(&health).await;
+            let reason = self.run_once(&health, restarts).await;
             // A run that outlived the longest backoff was healthy: start counting afresh.
             if started.elapsed() > self.restart.backoff_max.max(Duration::from_secs(1)) {
                 restarts = 0;

@@ -301,28 +301,31 @@ async fn a_down_silent_or_unresolvable_target_fails_within_its_timeout_and_other
         "tcp://missing.test:5432".to_owned(),
     ];
     let s = setup(&allowed, BlockedNetworks::defaults(), &[]);
-    let timeout = Duration::from_millis(500);
-    let mount = |mut spec: ForwardSpec| {
-        spec.connect_timeout = timeout;
+    // The silent target holds a dial until its connect timeout; the refused and unresolvable
+    // ones have a long one, so that closing "at once" means well before it.
+    let timeout = Duration::from_secs(5);
+    let long = Duration::from_secs(60);
+    let mount = |mut spec: ForwardSpec, connect_timeout: Duration| {
+        spec.connect_timeout = connect_timeout;
         tokio::spawn(Forward::mount(&s.network, s.egress.clone(), spec).expect("mount").serve())
     };
-    let _healthy = mount(spec(6000, "127.0.0.1", healthy.addr.port()));
-    let _down = mount(spec(6001, "127.0.0.1", down));
+    let _healthy = mount(spec(6000, "127.0.0.1", healthy.addr.port()), long);
+    let _down = mount(spec(6001, "127.0.0.1", down), long);
     let mut tls = spec(6002, "127.0.0.1", silent);
     let certified = rcgen::generate_simple_self_signed(vec!["db.test".to_owned()]).expect("certificate");
     let ca = tempdir().join("silent-ca.pem");
     std::fs::write(&ca, certified.cert.pem()).expect("write ca");
     let client = TlsClient::with_ca_file(&ca).expect("ca");
     tls.tls = Some(ForwardTls { client, server_name: "db.test".to_owned() });
-    let _silent = mount(tls);
-    let _missing = mount(spec(6003, "missing.test", 5432));
+    let _silent = mount(tls, timeout);
+    let _missing = mount(spec(6003, "missing.test", 5432), long);
     // Plain TCP to the silent target connects fine; its idle timeout closes the relay.
     let mut idle = spec(6004, "127.0.0.1", silent);
     idle.idle_timeout = Some(Duration::from_millis(300));
-    let _idle = mount(idle);
+    let _idle = mount(idle, long);
 
     // Each faulty forward closes the guest's connection, at once or when its timeout runs out.
-    let slack = Duration::from_secs(2);
+    let slack = Duration::from_secs(20);
     let network = s.network.clone();
     let silent_exchange = tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -332,18 +335,13 @@ async fn a_down_silent_or_unresolvable_target_fails_within_its_timeout_and_other
     for port in [6001, 6003] {
         let started = std::time::Instant::now();
         assert_eq!(exchange_with_failing_forward(&s.network, port, b"hello").await, b"", "port {port}");
-        assert!(started.elapsed() < slack, "port {port} took {:?}", started.elapsed());
+        assert!(started.elapsed() < slack, "port {port} waited for its {long:?} connect timeout");
     }
-    // While the silent target holds its dial, the healthy forward answers promptly, many times.
-    for _ in 0..20 {
-        let started = std::time::Instant::now();
+    // While the silent target holds its dial, the healthy forward answers, several times.
+    for _ in 0..5 {
         assert_eq!(exchange(&s.network, 6000, b"abc").await, b"cba");
-        assert!(
-            started.elapsed() < Duration::from_millis(500),
-            "a healthy exchange took {:?}",
-            started.elapsed()
-        );
     }
+    assert!(!silent_exchange.is_finished(), "the healthy exchanges waited for the silent dial");
     let (answer, took) = silent_exchange.await.expect("join");
     assert_eq!(answer, b"");
     assert!(took >= timeout && took < timeout + slack, "the silent TLS target took {took:?}");

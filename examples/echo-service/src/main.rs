@@ -9,9 +9,9 @@
 //!   can tell which workload's service answered.
 //! - `ECHO_CRASH` — if set, the service exits with status 3 at start, printing this text to
 //!   stderr (to exercise the host's restart backoff).
-//! - `ECHO_CRASH_UNTIL` — a Unix time in milliseconds: the service exits with status 3 at start
-//!   until the wall clock passes it, then serves (a service that crashes for a while, then
-//!   recovers).
+//! - `ECHO_CRASH_TIMES` — a count: the service exits with status 3 at start while the host says
+//!   (`SWITCHYARD_RESTARTS`) it has been restarted fewer times in a row, then serves (a service
+//!   that crashes a fixed number of times, then recovers).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,11 +21,10 @@ fn main() {
         eprintln!("echo-service: crashing on purpose: {reason}");
         std::process::exit(3);
     }
-    if let Some(until) = std::env::var("ECHO_CRASH_UNTIL").ok().and_then(|v| v.parse::<u128>().ok()) {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        if now < until {
-            eprintln!("echo-service: crashing on purpose for {} ms more", until - now);
+    if let Some(times) = std::env::var("ECHO_CRASH_TIMES").ok().and_then(|v| v.parse::<u32>().ok()) {
+        let restarts = std::env::var("SWITCHYARD_RESTARTS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        if restarts < times {
+            eprintln!("echo-service: crashing on purpose, restart {restarts} of {times}");
             std::process::exit(3);
         }
     }

@@ -297,18 +297,29 @@ async fn http_server() -> SocketAddr {
 }
 
 /// A real TCP server on loopback that reads to end of file and answers with the bytes reversed.
-async fn reversing_server() -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn reversing_server(tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn reverse(mut stream: impl AsyncRead + AsyncWrite + Unpin) {
+        let mut got = Vec::new();
+        if stream.read_to_end(&mut got).await.is_ok() {
+            got.reverse();
+            let _ = stream.write_all(&got).await;
+            let _ = stream.shutdown().await;
+        }
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut got = Vec::new();
-                if stream.read_to_end(&mut got).await.is_ok() {
-                    got.reverse();
-                    let _ = stream.write_all(&got).await;
-                    let _ = stream.shutdown().await;
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            reverse(stream).await;
+                        }
+                    }
+                    None => reverse(stream).await,
                 }
             });
         }
@@ -316,11 +327,33 @@ async fn reversing_server() -> SocketAddr {
     addr
 }
 
+/// A TLS acceptor with a fresh self-signed certificate for `name`, and that certificate (PEM).
+fn tls_acceptor(name: &str) -> (tokio_rustls::TlsAcceptor, String) {
+    let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("certificate");
+    let key =
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .expect("server config");
+    (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)), certified.cert.pem())
+}
+
 #[tokio::test]
 async fn forwards_and_outgoing_http_reach_real_servers_only_when_declared() {
     let (admin, ingress) = addrs();
     let web = http_server().await;
-    let tcp = reversing_server().await;
+    // The echo forward originates TLS: the certificate names echo.test (the forward's target
+    // name, the default server name), and the CA file is given relative to the config's folder.
+    let (acceptor, ca_pem) = tls_acceptor("echo.test");
+    let tcp = reversing_server(Some(acceptor)).await;
+    let certs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e").join("forwards-certs");
+    std::fs::create_dir_all(&certs).expect("certs folder");
+    std::fs::write(certs.join("ca.pem"), ca_pem).expect("write the CA");
     let config = format!(
         r#"
 version: 1
@@ -344,6 +377,7 @@ tenants:
         to: echo.test:{tcp_port}
         connect_timeout: 2s
         max_connections: 4
+        tls: {{ ca: ../forwards-certs/ca.pem }}
       - "9100:meta.test:80"
     components:
       - name: web
@@ -359,7 +393,7 @@ tenants:
     let switchyard = Switchyard::start("forwards", admin, &config);
     switchyard.wait_for_log_count("forward mounted", 3, Duration::from_secs(10));
 
-    // Raw TCP through a forward to a name: byte-exact both ways, with half-close.
+    // Raw TCP through a TLS-originating forward to a name: byte-exact both ways, with half-close.
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(13) >> 2) as u8).collect();
     let (status, body) = request_bytes(ingress, "any", "POST", "/echo", &payload).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

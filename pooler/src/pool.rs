@@ -473,7 +473,8 @@ impl Pool {
     }
 
     /// Closes idle connections past `idle_timeout` (above `min_idle`) or `max_lifetime`, and
-    /// opens connections up to `min_idle`. Run it every second or so.
+    /// opens connections up to `min_idle` (and one while the backend is unreachable, to notice
+    /// when it is back). Run it every second or so.
     pub async fn maintain(&self) {
         let config = &self.shared.config;
         let expired: Vec<BackendConn> = {
@@ -500,10 +501,13 @@ impl Pool {
             conn.quit().await;
         }
         loop {
+            let unreachable = self.backend_problem().is_some();
             let open_one = {
                 let mut pool = self.lock();
-                let room =
-                    pool.idle.len() < config.min_idle && pool.open < config.max_connections && !pool.closed;
+                // Up to min_idle; and one while the backend is known unreachable, so that the
+                // pool's readiness recovers by itself when the backend comes back, traffic or not.
+                let wanted = pool.idle.len() < config.min_idle || (pool.idle.is_empty() && unreachable);
+                let room = wanted && pool.open < config.max_connections && !pool.closed;
                 if room {
                     pool.open += 1;
                 }

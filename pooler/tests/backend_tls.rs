@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use support::mariadb::MariaDb;
-use support::{config, publish_on};
+use support::{config, publish_on, server};
 use switchyard_pooler::backend::BackendTls;
 
 fn tls_to(cert: &rcgen::CertifiedKey<rcgen::KeyPair>, server_name: &str) -> BackendTls {
@@ -71,4 +71,35 @@ async fn the_pooler_logs_in_over_tls_and_verifies_the_server_name() {
     let wrong = publish_on(server.addr, tenant.clone(), wrong).await;
     let err = mysql_async::Conn::new(wrong.opts()).await.expect_err("a wrong name is refused");
     assert!(err.to_string().contains("TLS with") && err.to_string().contains("certificate"), "{err}");
+
+    // The right name, from a CA the pool does not trust: refused too.
+    let impostor = rcgen::generate_simple_self_signed(vec!["db.test".to_owned()]).expect("certificate");
+    let mut untrusted = config(&tenant, 1);
+    untrusted.pool.backend.tls = Some(tls_to(&impostor, "db.test"));
+    let untrusted = publish_on(server.addr, tenant.clone(), untrusted).await;
+    let err = mysql_async::Conn::new(untrusted.opts()).await.expect_err("an untrusted issuer is refused");
+    assert!(err.to_string().contains("TLS with") && err.to_string().contains("certificate"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_offer_tls_never_gets_the_login() {
+    // The shared test server offers no TLS.
+    let tenant = server().tenant("tls_missing", "pw-tls-missing");
+    let cert = rcgen::generate_simple_self_signed(vec!["db.test".to_owned()]).expect("certificate");
+    let mut cfg = config(&tenant, 1);
+    cfg.pool.backend.tls = Some(tls_to(&cert, "db.test"));
+    let before = server().root_sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'");
+    let published = publish_on(server().addr, tenant.clone(), cfg).await;
+    let err = mysql_async::Conn::new(published.opts()).await.expect_err("no login without TLS");
+    let text = err.to_string();
+    assert!(text.contains("TLS"), "{text}");
+    assert!(!text.contains("pw-tls-missing"), "the password in an error: {text}");
+    // The server saw a connection that never logged in: the pool sent no login (no password
+    // scramble) in clear.
+    let after = server().root_sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'");
+    let count = |row: &str| row.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    assert!(count(&after) > count(&before), "the server saw a login: {before} -> {after}");
+    let logins =
+        server().root_sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'tls_missing'");
+    assert_eq!(logins.trim(), "0", "a session of the pool's user is logged in");
 }

@@ -70,3 +70,26 @@ async fn a_client_that_stops_reading_is_given_up_and_its_connection_released() {
     waiter.disconnect().await.expect("quit");
     drop(raw);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_in_the_middle_of_a_result_set_frees_its_connection() {
+    let tenant = server().tenant("leaver", "pw-leaver");
+    let mut cfg = config(&tenant, 1);
+    cfg.pool.checkout_timeout = Duration::from_secs(30);
+    let published = publish(tenant.clone(), cfg).await;
+
+    let mut raw = published.raw_login().await;
+    let query = b"\x03SELECT REPEAT('x', 1048576) FROM seq_1_to_64";
+    raw.send(&mut Sequence::new(), query).await.expect("send the query");
+    // It reads the first packet of the answer, then goes away.
+    let mut seq = Sequence::at(1);
+    raw.read_packet(&mut seq).await.expect("the answer starts").expect("a packet");
+    drop(raw);
+
+    let mut next = published.conn().await;
+    let one: Option<i64> = next.query_first("SELECT 1").await.expect("served");
+    assert_eq!(one, Some(1));
+    let snapshot = published.pooler.pool().snapshot();
+    assert_eq!(snapshot.connects, 1, "the pool opened a second connection: {snapshot:?}");
+    next.disconnect().await.expect("quit");
+}

@@ -254,6 +254,17 @@ async fn tls_is_originated_and_the_certificate_verified_against_the_server_name(
     let _wrong = tokio::spawn(Forward::mount(&s.network, s.egress.clone(), wrong).expect("mount").serve());
     assert_eq!(exchange(&s.network, 5433, b"secret").await, b"");
 
+    // The right name from an issuer the forward does not trust: refused, nothing relayed.
+    let impostor = rcgen::generate_simple_self_signed(vec!["db.test".to_owned()]).expect("certificate");
+    let other_ca = dir.join("other-ca.pem");
+    std::fs::write(&other_ca, impostor.cert.pem()).expect("write the other ca");
+    let mut untrusted = spec(5434, "127.0.0.1", server.addr.port());
+    let client = TlsClient::with_ca_file(&other_ca).expect("other ca");
+    untrusted.tls = Some(ForwardTls { client, server_name: "db.test".to_owned() });
+    let _untrusted =
+        tokio::spawn(Forward::mount(&s.network, s.egress.clone(), untrusted).expect("mount").serve());
+    assert_eq!(exchange(&s.network, 5434, b"secret").await, b"");
+
     // A CA file without certificates is refused with its path.
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").expect("write");

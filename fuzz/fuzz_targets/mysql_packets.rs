@@ -111,6 +111,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             password: Arc::from(&b"secret"[..]),
             max_prepared_per_connection: 4,
             packet_timeout: Duration::from_secs(1),
+            max_packet: MAX_PACKET,
             idle_transaction_timeout: Duration::from_secs(1),
             client_write_timeout: Duration::from_secs(1),
             listed: None,

@@ -407,6 +407,11 @@ impl BackendConn {
         Ok(value)
     }
 
+    /// Reads the server's `@@max_allowed_packet`: the largest packet it takes from a client.
+    pub async fn read_max_allowed_packet(&mut self) -> Result<u64, BackendError> {
+        self.query_number(b"SELECT @@max_allowed_packet").await.map_err(|error| self.broke(error))
+    }
+
     /// Runs a query of one unsigned number (one column, one row) and reads it.
     async fn query_number(&mut self, sql: &[u8]) -> Result<u64, RelayError> {
         let mut payload = Vec::with_capacity(1 + sql.len());

@@ -97,6 +97,8 @@ struct Shared {
     backend_problem: Mutex<Option<String>>,
     /// The backend's version, learnt once (concurrent first callers wait for the one fetch).
     server_version: tokio::sync::OnceCell<String>,
+    /// The server's `@@max_allowed_packet`, once read.
+    max_allowed_packet: tokio::sync::OnceCell<usize>,
     config: PoolConfig,
     connector: Arc<dyn Connector>,
     state: Mutex<PoolState>,
@@ -132,6 +134,7 @@ impl Pool {
             shared: Arc::new(Shared {
                 backend_problem: Mutex::new(None),
                 server_version: tokio::sync::OnceCell::new(),
+                max_allowed_packet: tokio::sync::OnceCell::new(),
                 config,
                 connector,
                 state: Mutex::new(PoolState::default()),
@@ -181,6 +184,24 @@ impl Pool {
     pub fn snapshot(&self) -> Snapshot {
         let state = self.lock();
         self.shared.stats.snapshot(state.open as u64, state.idle.len() as u64, state.waiters.len() as u64)
+    }
+
+    /// The largest packet a client of this pool may send after login: the backend's
+    /// `@@max_allowed_packet` (read once), within the configured cap. The configured cap if the
+    /// server cannot be asked.
+    pub async fn max_client_packet(&self) -> usize {
+        let cap = self.shared.config.backend.max_packet;
+        let read = self
+            .shared
+            .max_allowed_packet
+            .get_or_try_init(|| async {
+                let mut conn = self.checkout(false, None).await.map_err(|_| ())?;
+                let value = conn.read_max_allowed_packet().await;
+                self.release(conn).await;
+                value.map(|v| usize::try_from(v).unwrap_or(usize::MAX)).map_err(|_| ())
+            })
+            .await;
+        read.map_or(cap, |server| cap.min(*server))
     }
 
     /// The backend's version string (learnt from the first connection; opens one if needed).

@@ -163,7 +163,8 @@ impl Pooler {
             let _ = conn.send(&mut seq, &refusal.packet()).await;
             return;
         }
-        conn.set_max_payload(self.config.pool.backend.max_packet);
+        let max_packet = self.pool.max_client_packet().await;
+        conn.set_max_payload(max_packet);
         if conn.send(&mut seq, &packets::ok(StatusFlags::SERVER_STATUS_AUTOCOMMIT, hello.caps)).await.is_err()
         {
             return;
@@ -183,6 +184,7 @@ impl Pooler {
             password: self.config.pool.backend.password.clone().into(),
             max_prepared_per_connection: self.config.max_prepared_per_connection,
             packet_timeout: self.config.packet_timeout,
+            max_packet,
             idle_transaction_timeout: self.config.idle_transaction_timeout,
             client_write_timeout: self.config.client_write_timeout,
             listed: Some(Arc::new(listed)),

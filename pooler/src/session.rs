@@ -88,6 +88,9 @@ pub struct SessionContext {
     pub listed: Option<Arc<Entry<ClientRow>>>,
     /// How long the client may take to finish a packet it has started.
     pub packet_timeout: std::time::Duration,
+    /// The largest packet the client may send, and the most long data it may buffer for one
+    /// execute (the backend's `max_allowed_packet`: the server would take no more).
+    pub max_packet: usize,
     /// How long the client may stay idle inside a transaction (zero: as long as it likes).
     pub idle_transaction_timeout: std::time::Duration,
     /// How long a write to the client may make no progress.

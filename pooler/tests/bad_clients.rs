@@ -228,3 +228,26 @@ async fn a_session_keeps_a_bounded_number_of_prepared_statements() {
     let reply = prepare(&mut fresh, "DO 1").await;
     assert_eq!(err_code(&reply), None, "a short one still prepares");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_packet_is_bounded_by_the_servers_max_allowed_packet() {
+    let options = ["--max-allowed-packet=1M".to_owned()];
+    let backend =
+        tokio::task::spawn_blocking(move || support::mariadb::MariaDb::start_with("mariadb-1m", &options))
+            .await
+            .expect("join")
+            .expect("a MariaDB with max_allowed_packet=1M");
+    let tenant = backend.tenant("small_packets", "pw-small");
+    // The pool's own cap is 64 MiB; the server's 1 MiB is the one that holds.
+    let published = support::publish_on(backend.addr, tenant.clone(), config(&tenant, 1)).await;
+    assert_eq!(published.pooler.pool().max_client_packet().await, 1 << 20);
+    let mut raw = published.raw_login().await;
+    let mut query = b"\x03SELECT '".to_vec();
+    query.resize(2 << 20, b'x');
+    query.push(b'\'');
+    let _ = raw.send(&mut Sequence::new(), &query).await;
+    let mut seq = Sequence::at(1);
+    let reply = raw.read_packet(&mut seq).await.expect("an answer").expect("a packet");
+    assert_eq!(err_code(&reply), Some(1835), "a 2 MiB packet for a 1 MiB server");
+    assert!(String::from_utf8_lossy(&reply).contains("over the limit of 1048576 bytes"));
+}

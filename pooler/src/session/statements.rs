@@ -24,8 +24,6 @@ use crate::protocol::framing::Sequence;
 use crate::relay::Expect;
 use crate::state::ParseContext;
 
-/// Long data a session may buffer before its execute, in bytes (the backend's packet cap).
-const MAX_LONG_DATA: usize = 64 << 20;
 /// Prepared statements one session may keep open (MariaDB's `max_prepared_stmt_count` is
 /// 16,382 for the whole server).
 pub(super) const MAX_STATEMENTS_PER_SESSION: usize = 1024;
@@ -194,7 +192,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         if self.long_data.overflowed == Some(id) {
             self.long_data.overflowed = None;
-            let message = format!("long data over {} MiB for one execute", MAX_LONG_DATA >> 20);
+            let message = format!(
+                "long data over {} bytes for one execute (the server's max_allowed_packet)",
+                self.ctx.max_packet
+            );
             self.fail(seq, &ClientError::new(ER_MALFORMED_PACKET, *b"HY000", message)).await;
             return;
         }
@@ -313,7 +314,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.statements.contains(id) {
             return; // an unknown id fails at execute
         }
-        if self.long_data.bytes + payload.len() > MAX_LONG_DATA {
+        if self.long_data.bytes + payload.len() > self.ctx.max_packet {
             self.long_data.clear_statement(id);
             self.long_data.overflowed = Some(id);
             return;

@@ -101,3 +101,25 @@ async fn a_pool_whose_backend_was_down_at_start_becomes_ready_by_itself() {
     wait_until("ready again", || published.pooler.pool().backend_problem().is_none()).await;
     assert_eq!(published.pooler.pool().snapshot().clients_total, 0, "no client helped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_idle_past_health_check_after_is_pinged_before_use() {
+    let tenant = server().tenant("upkeep_ping", "pw-upkeep-ping");
+    let mut cfg = config(&tenant, 1);
+    cfg.pool.health_check_after = Duration::from_millis(300);
+    let published = publish(tenant.clone(), cfg).await;
+    let mut client = published.conn().await;
+    // COM_PING counts as an admin command on the one backend connection.
+    let pings = "SHOW SESSION STATUS LIKE 'Com_admin_commands'";
+    let mut count = async || -> u64 {
+        let row: Option<(String, String)> = client.query_first(pings).await.expect("status");
+        row.and_then(|(_, v)| v.parse().ok()).expect("a count")
+    };
+    let first = count().await;
+    let soon = count().await;
+    assert_eq!(soon, first, "a connection used a moment ago was pinged");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = count().await;
+    assert_eq!(later, first + 1, "a connection idle past health_check_after was not pinged once");
+    client.disconnect().await.expect("quit");
+}

@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let env = |_: &str| Some(SECRET.to_owned());
-    let lines = text.lines().count().max(1);
+    // Lines as YAML counts them (`\r\n`, a lone `\r`, `\n` each end one).
+    let breaks = text.replace("\r\n", "\n").chars().filter(|c| matches!(c, '\n' | '\r')).count();
+    let lines = (breaks + usize::from(!text.ends_with(['\n', '\r']))).max(1);
     let findings = match load(text, &Overrides::default(), &env) {
         Ok(loaded) => {
             let shown = format!("{:?}", loaded.config);

@@ -228,6 +228,9 @@ pub struct Scan {
     /// or table statement): a server empties the diagnostics area before such a statement, and
     /// keeps it across statements that name none (`SET`, `SELECT 1`, `DO`).
     pub uses_table: bool,
+    /// A statement is `KILL`: the connection ids a client can learn are the backend
+    /// connections', which other clients' statements run on.
+    pub kills: bool,
 }
 
 impl Scan {
@@ -246,6 +249,7 @@ impl Scan {
             insert_id: self.insert_id || other.insert_id,
             reads_previous: self.reads_previous || other.reads_previous,
             uses_table: self.uses_table && other.uses_table,
+            kills: self.kills || other.kills,
         }
     }
 }
@@ -308,6 +312,7 @@ fn scan_as(sql: &[u8], dialect: Dialect) -> Scan {
             scan.is_set |= leading.is_some_and(|w| is(w, b"SET"));
             scan.uses_table |= leading.is_some_and(|w| TABLE_STATEMENTS.iter().any(|t| is(w, t)));
             scan.insert_id |= leading.is_some_and(|w| is(w, b"CALL"));
+            scan.kills |= leading.is_some_and(|w| is(w, b"KILL"));
         }
         statement.words += 1;
         let leading = statement.leading.unwrap_or_default();
@@ -527,6 +532,8 @@ mod tests {
             assert_eq!(scan(sql.as_bytes(), None).uses_table, uses, "{sql}");
         }
         assert!(!scan(b"UNLOCK TABLES; LOCK TABLES t READ", None).unlocks_tables);
+        assert!(scan(b"kill query 12", None).kills && scan(b"SELECT 1; KILL 3", None).kills);
+        assert!(!scan(b"SELECT 'KILL 3'", None).kills);
     }
 
     /// Statements that pin, each with the reason it must be found for.

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use crate::backend::BackendConn;
-use crate::client_error::{ClientError, ER_ACCESS_DENIED};
+use crate::client_error::{ClientError, ER_ACCESS_DENIED, ER_NOT_SUPPORTED_YET};
 use crate::pins::{self, PinReason, Pins};
 use crate::pool::Pool;
 use crate::protocol::auth::AuthMethod;
@@ -330,6 +330,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn query(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
         let scan = self.scan(sql);
+        if scan.kills {
+            let message = "KILL is not supported through the pooler: the connection ids a client sees are \
+                           the pool's backend connections, which other clients' statements run on";
+            self.fail(seq, &ClientError::new(ER_NOT_SUPPORTED_YET, *b"42000", message)).await;
+            return;
+        }
         self.pin_before(&scan);
         let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
             return;

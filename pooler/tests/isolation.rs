@@ -167,3 +167,22 @@ async fn a_session_without_a_schema_never_gets_anothers() {
     assert_eq!(schema, Some(None), "B, which named no schema, is in A's");
     b.disconnect().await.expect("B quits");
 }
+
+#[tokio::test]
+async fn a_client_cannot_kill_another_clients_statement() {
+    let tenant = server().tenant("iso_kill", "pw-iso_kill");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let mut a = published.conn().await;
+    let id: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.expect("a backend connection id");
+    let mut b = published.conn().await;
+    let id = id.expect("an id");
+    for kill in [format!("KILL {id}"), format!("KILL QUERY {id}"), format!("SELECT 1; KILL CONNECTION {id}")]
+    {
+        let err = b.query_drop(&kill).await.expect_err("refused");
+        assert!(matches!(&err, mysql_async::Error::Server(e) if e.code == 1235), "{kill}: {err}");
+    }
+    let one: Option<i64> = a.query_first("SELECT 1").await.expect("a goes on");
+    assert_eq!(one, Some(1));
+    a.disconnect().await.expect("quit");
+    b.disconnect().await.expect("quit");
+}

@@ -55,7 +55,7 @@ pub fn load(
         Err(e) => {
             // At the end of a text that ends with a newline the parser points one line past
             // it: report the last line.
-            let last_line = text.lines().count().max(1);
+            let last_line = positions::line_count(text);
             let line = e.location().map(|l| l.line().min(last_line));
             let text = e.to_string();
             let (path, message) = match KeyPath::split_leading(&text) {

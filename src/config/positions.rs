@@ -41,6 +41,19 @@ impl Positions {
     }
 }
 
+/// The number of lines in `text` as YAML counts them: `\r\n`, a lone `\r` and `\n` each end
+/// one, and text after the last break is one more (at least one line, even when empty).
+pub fn line_count(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    let unterminated = !matches!(bytes.last(), None | Some(b'\n' | b'\r'));
+    (breaks + usize::from(unterminated)).max(1)
+}
+
 enum Frame {
     Mapping { path: KeyPath, key: Option<String> },
     Sequence { path: KeyPath, next: usize },
@@ -112,6 +125,8 @@ mod tests {
         let p = Positions::index(text);
         let root = KeyPath::root();
         assert_eq!(p.line(&root.key("version")), Some(1));
+        assert_eq!((line_count(""), line_count("a"), line_count("a\n"), line_count("a\nb")), (1, 1, 1, 2));
+        assert_eq!((line_count("a\r\nb\r\n"), line_count("a\r\r\rb")), (2, 4));
         assert_eq!(p.line(&root.key("tenants").index(0).key("name")), Some(3));
         assert_eq!(p.line(&root.key("tenants").index(0).key("forwards").index(0)), Some(5));
         assert_eq!(p.line(&root.key("tenants").index(0).key("forwards").index(1).key("to")), Some(7));

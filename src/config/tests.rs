@@ -163,7 +163,15 @@ fn a_missing_secret_names_the_variable_and_the_key_and_no_value_is_ever_shown() 
 fn syntax_errors_and_wrong_types_are_reported_not_panicked() {
     let syntax = load("tenants: [\n", &Overrides::default(), &env).unwrap_err();
     assert_eq!(syntax.len(), 1);
-    assert!(syntax[0].line.is_some());
+    // The parser stops past the end: the finding names the last line of the text.
+    assert_eq!(syntax[0].line, Some(1));
+    // A lone carriage return ends a line, as YAML reads it.
+    let unknown = load("version: 1\rnope: 1\r", &Overrides::default(), &env).unwrap_err();
+    assert_eq!(
+        unknown.iter().find(|f| f.message.contains("nope")).and_then(|f| f.line),
+        Some(2),
+        "{unknown:?}"
+    );
     for text in [
         "",
         "[]",

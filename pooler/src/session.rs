@@ -13,6 +13,7 @@
 
 mod insert_id;
 mod request;
+mod starting_over;
 mod statements;
 
 use std::sync::Arc;
@@ -22,13 +23,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use crate::backend::BackendConn;
-use crate::client_error::{ClientError, ER_ACCESS_DENIED, ER_NOT_SUPPORTED_YET};
+use crate::client_error::{ClientError, ER_NOT_SUPPORTED_YET};
 use crate::pins::{self, PinReason, Pins};
 use crate::pool::Pool;
-use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
-use crate::protocol::packets::ChangeUser;
 use crate::protocol::server_handshake::Client;
 use crate::registry::{ClientRow, Entry};
 use crate::relay::{self, Expect, Outcome, Sink};
@@ -557,79 +556,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.pins = Pins::default();
         self.insert_id.forget_pending();
         self.warnings_held = false;
-    }
-
-    async fn set_option(&mut self, on: bool, seq: &mut Sequence) {
-        self.state.set_multi_statements(on);
-        if let Some(conn) = &mut self.held
-            && let Err(error) = conn.replay(&self.state).await
-        {
-            tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
-            self.lose_connection().await;
-        }
-        let status = self.status();
-        let reply = if self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
-            packets::ok(status, self.caps)
-        } else {
-            packets::eof(0, status)
-        };
-        let _ = self.client.send(seq, &reply).await;
-    }
-
-    /// `COM_RESET_CONNECTION`: the session starts over (state, statements, pins); a held
-    /// connection is rolled back and reset before anyone else uses it.
-    async fn reset(&mut self) {
-        self.state = self.initial.clone();
-        self.statements.clear();
-        self.long_data.clear();
-        self.insert_id.reset();
-        let warnings_held = std::mem::take(&mut self.warnings_held);
-        let pinned = !self.pins.is_empty();
-        self.pins = Pins::default();
-        if let Some(mut conn) = self.held.take() {
-            if pinned || self.ctx.mode == PoolMode::Session {
-                conn.mark_dirty();
-            }
-            if warnings_held {
-                conn.mark_diagnostics_left();
-            }
-            self.ctx.pool.release(conn).await;
-        }
-    }
-
-    /// `COM_CHANGE_USER`: checked against the pool's one user, then a reset.
-    async fn change_user(&mut self, change: ChangeUser<'_>, seq: &mut Sequence) {
-        let user = String::from_utf8_lossy(change.user).into_owned();
-        let method = change.plugin.map_or(Some(AuthMethod::NativePassword), AuthMethod::from_name);
-        let ok = user == self.user
-            && method.is_some_and(|m| m.verify(&self.nonce, &self.ctx.password, change.auth));
-        if !ok {
-            let message = format!("Access denied for user '{user}'@'switchyard' (using password: YES)");
-            self.fail(seq, &ClientError::new(ER_ACCESS_DENIED, *b"28000", message)).await;
-            return;
-        }
-        let database =
-            Some(change.database).filter(|d| !d.is_empty()).map(|d| String::from_utf8_lossy(d).into_owned());
-        self.reset().await;
-        if let Some(database) = database {
-            self.initial.set_schema(database.clone());
-            self.state.set_schema(database);
-        }
-        self.reply_ok(seq).await;
-    }
-
-    /// The client is gone: roll back, reset if pinned, and give the connection back.
-    async fn end(mut self) {
-        if let Some(mut conn) = self.held.take() {
-            if !self.pins.is_empty() || self.ctx.mode == PoolMode::Session {
-                conn.mark_dirty();
-            }
-            if self.warnings_held {
-                conn.mark_diagnostics_left();
-            }
-            self.ctx.pool.release(conn).await;
-        }
-        let _ = self.client.shutdown().await;
     }
 }
 

@@ -22,7 +22,8 @@ fn main() {
         std::process::exit(3);
     }
     if let Some(times) = std::env::var("ECHO_CRASH_TIMES").ok().and_then(|v| v.parse::<u32>().ok()) {
-        let restarts = std::env::var("SWITCHYARD_RESTARTS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        let restarts =
+            std::env::var("SWITCHYARD_RESTARTS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
         if restarts < times {
             eprintln!("echo-service: crashing on purpose, restart {restarts} of {times}");
             std::process::exit(3);

@@ -51,7 +51,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "port_clash.yaml",
         ":6: error: tenants[0].forwards[1]: virtual port 5432 is already used at tenants[0].forwards[0]",
     ),
-    ("syntax_error.yaml", ":5: error: (document): did not find expected ','"),
+    ("syntax_error.yaml", ":4: error: (document): did not find expected ','"),
     ("tab_indent.yaml", ":3: error: (document): found character that cannot start any token"),
     ("tenant_no_name.yaml", ":3: error: tenants[0]: missing required key `name`"),
     ("tenants_not_list.yaml", ":2: error: tenants: expected a list, found a string"),

@@ -14,6 +14,8 @@ use super::path::KeyPath;
 #[derive(Debug, Default)]
 pub struct Positions {
     lines: HashMap<String, usize>,
+    /// The text's last line: no position is reported past it.
+    last_line: usize,
 }
 
 impl Positions {
@@ -22,18 +24,20 @@ impl Positions {
     pub fn index(text: &str) -> Self {
         let mut recorder = Recorder::default();
         let mut parser = Parser::new_from_str(text);
+        let last_line = line_count(text);
         if parser.load(&mut recorder, false).is_err() {
-            return Positions::default();
+            return Positions { lines: HashMap::new(), last_line };
         }
-        Positions { lines: recorder.lines }
+        Positions { lines: recorder.lines, last_line }
     }
 
-    /// The line of `path`, or of its nearest ancestor that has one.
+    /// The line of `path`, or of its nearest ancestor that has one; a node the parser places
+    /// after the last line break (an empty value at the end) is on the last line.
     pub fn line(&self, path: &KeyPath) -> Option<usize> {
         let mut text = path.as_str();
         loop {
             if let Some(line) = self.lines.get(text) {
-                return Some(*line);
+                return Some((*line).clamp(1, self.last_line.max(1)));
             }
             let cut = text.rfind(['.', '['])?;
             text = &text[..cut];

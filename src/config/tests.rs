@@ -165,6 +165,9 @@ fn syntax_errors_and_wrong_types_are_reported_not_panicked() {
     assert_eq!(syntax.len(), 1);
     // The parser stops past the end: the finding names the last line of the text.
     assert_eq!(syntax[0].line, Some(1));
+    // An empty item at the end of the text is on its last line (the parser places it after).
+    let empty = load("version: 1\ntenants:\n  -\n", &Overrides::default(), &env).unwrap_err();
+    assert!(empty.iter().all(|f| f.line.is_some_and(|l| l <= 3)), "{empty:?}");
     // A lone carriage return ends a line, as YAML reads it.
     let unknown = load("version: 1\rnope: 1\r", &Overrides::default(), &env).unwrap_err();
     assert_eq!(

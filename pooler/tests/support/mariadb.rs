@@ -55,11 +55,16 @@ impl MariaDb {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let data = dir.join("data");
+        // A temporary folder of its own: servers installed at once in the default /tmp have
+        // removed each other's bootstrap temporary tables.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let user = if is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };
         let install = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--auth-root-authentication-method=socket", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
@@ -72,11 +77,13 @@ impl MariaDb {
         let server = format!(
             "mariadbd --no-defaults --datadir={data} --socket={socket} --port={port} --bind-address=127.0.0.1 \
              --pid-file={dir}/mysqld.pid --log-error={dir}/error.log --user={user} --max-connections=2000 \
-             --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --skip-log-bin --max-allowed-packet=64M {options}",
+             --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --skip-log-bin --max-allowed-packet=64M \
+             --tmpdir={tmp} {options}",
             options = options.join(" "),
             data = data.display(),
             socket = socket.display(),
             dir = dir.display(),
+            tmp = tmp.display(),
         );
         // The watchdog ends the server when this test process is gone, and then removes its
         // datadir (the error log stays); a server killed by the test itself is left for restart().

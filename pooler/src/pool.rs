@@ -463,8 +463,7 @@ impl Pool {
             return;
         }
         if conn.created().elapsed() >= self.shared.config.max_lifetime {
-            conn.quit().await;
-            self.forget();
+            self.discard(conn).await;
             return;
         }
         if conn.in_transaction() && conn.rollback().await.is_err() {
@@ -486,8 +485,8 @@ impl Pool {
         self.hand_over(conn).await;
     }
 
-    /// Closes a checked-out connection that cannot serve its session; its slot goes to the
-    /// head waiter.
+    /// Closes a checked-out connection that cannot serve (again): one too old, or one that
+    /// cannot serve its session; its slot goes to the head waiter.
     pub async fn discard(&self, conn: BackendConn) {
         conn.quit().await;
         self.forget();

@@ -148,6 +148,10 @@ impl Cli {
                     return Ok(ExitCode::from(2));
                 };
                 let c = &loaded.config;
+                if let Err(e) = crate::host::SlotPlan::for_config(c) {
+                    eprintln!("error: {}: {e}", config.display());
+                    return Ok(ExitCode::from(2));
+                }
                 let count = |f: fn(&crate::config::Tenant) -> usize| c.tenants.iter().map(f).sum::<usize>();
                 println!(
                     "ok: {}: {} tenants, {} components, {} forwards, {} pools (profile {})",

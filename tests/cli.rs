@@ -250,3 +250,33 @@ fn map_draws_graphs_as_mermaid_dot_and_svg_without_secrets() {
         }
     }
 }
+
+#[test]
+fn check_refuses_more_tenants_than_one_hosts_instance_slots() {
+    // 2,300 tenants with an http component each reserve 4 slots: 9,200 + 1,000 shared.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("too_many_slots");
+    std::fs::create_dir_all(&dir).expect("test dir");
+    std::fs::write(dir.join("web.wasm"), b"not checked by check").expect("wasm file");
+    let tenants = |count: usize| {
+        let mut yaml = String::from("version: 1\ntenants:\n");
+        for i in 0..count {
+            yaml.push_str(&format!(
+                "  - name: t{i}\n    allowed_hosts: []\n    components:\n      - name: web\n        kind: http\n        wasm: web.wasm\n        ingress: {{ listen: \"127.0.0.1:8080\", host: t{i}.localhost }}\n"
+            ));
+        }
+        yaml
+    };
+    let path = dir.join("switchyard.yaml");
+    std::fs::write(&path, tenants(2_300)).expect("config");
+    let out = switchyard(&["check", &path.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("the tenants need 10200 instance slots (0 services, 9200 reserved")
+            && text.contains("more than the 10000 one host holds"),
+        "{text}"
+    );
+    std::fs::write(&path, tenants(2_000)).expect("config");
+    let out = switchyard(&["check", &path.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -14,24 +14,22 @@ use anyhow::Context;
 use wasmtime::component::Component;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
-/// Instances (of all components) alive at once; a request beyond it gets `503`.
-pub const MAX_INSTANCES: u32 = 1000;
-
 /// The largest linear memory a guest may grow to.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 /// The longest a guest runs before it yields its shard to whatever else is ready there.
 pub const TIME_SLICE: Duration = Duration::from_millis(1);
 
-/// The engine every component of a host is compiled for and runs in.
-pub fn engine() -> anyhow::Result<Engine> {
+/// The engine every component of a host is compiled for and runs in, with `slots` component
+/// instances alive at most (`instance_slots::SlotPlan::total`, which divides them).
+pub fn engine(slots: u32) -> anyhow::Result<Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
-        .total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * 4)
-        .total_memories(MAX_INSTANCES * 2)
-        .total_tables(MAX_INSTANCES * 4)
-        .total_stacks(MAX_INSTANCES)
+        .total_component_instances(slots)
+        .total_core_instances(slots * 4)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
         .max_memory_size(MAX_MEMORY_BYTES);
     let mut config = wasmtime::Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
@@ -74,4 +72,17 @@ pub fn load_component(engine: &Engine, path: &Path, what: &str) -> anyhow::Resul
     Component::new(engine, &bytes).map_err(|e| {
         anyhow::Error::from(e).context(format!("{what}: {} is not a valid component", path.display()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::instance_slots::MAX_SLOTS;
+
+    #[test]
+    fn an_engine_with_the_most_slots_a_host_holds_can_be_made() {
+        // The pool reserves its address space up front; at MAX_SLOTS it must still fit.
+        let engine = engine(MAX_SLOTS).expect("an engine of MAX_SLOTS slots");
+        drop(engine);
+    }
 }

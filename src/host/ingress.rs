@@ -12,7 +12,6 @@ use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::WasiHttpView;
@@ -23,14 +22,12 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
+use super::instance_slots::InstanceSlot;
 use super::listener::{Listener, http1_server};
 use super::request_body::BoundedBody;
 use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
 use crate::config::EnvValue;
-
-/// Requests handled at once per listen address; more get `503`.
-pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// The identifier of one ingress request: unique within this process (a per-start prefix and a
 /// counter). A client gets it with an error, the log has it with the error's details, so that the
@@ -72,13 +69,13 @@ impl HttpComponent {
         Ok(HttpComponent { name: name.to_owned(), workload, pre, env, output })
     }
 
-    /// Handles one request in a fresh instance, which holds `permit` (one of its tenant's
-    /// `limits.max_instances`) while it lives, lives at most `limits.request_timeout`, and is
-    /// dropped with its response body.
+    /// Handles one request in a fresh instance, which holds `slot` (one of its tenant's
+    /// `limits.max_instances`, see `instance_slots`) while it lives, lives at most
+    /// `limits.request_timeout`, and is dropped with its response body.
     async fn handle(
         self: Arc<Self>,
         request: hyper::Request<Incoming>,
-        permit: OwnedSemaphorePermit,
+        slot: InstanceSlot,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InstanceError> {
         let mut store = GuestState::new(&self.workload, &self.name, &self.env, &self.output)
             .into_store(self.pre.engine());
@@ -95,7 +92,10 @@ impl HttpComponent {
         let deadline = self.workload.request_timeout;
         let task = tokio::spawn(
             async move {
-                let _permit = permit;
+                // Declared before the store, so dropped after it (also when the task is
+                // aborted): the engine's slot is free before the permit says so.
+                let _slot = slot;
+                let mut store = store;
                 let run = async {
                     let proxy = pre.instantiate_async(&mut store).await?;
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
@@ -191,16 +191,15 @@ pub async fn serve(
         TcpListener::bind(addr).await.with_context(|| format!("ingress: cannot listen on {addr}"))?;
     tracing::info!(%addr, routes = router.routes.len(), "ingress listening");
     let router = Arc::new(router);
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let listener = Listener::new(listener, "ingress");
     Ok(tokio::spawn(async move {
         loop {
             let (client, peer, connection) = listener.accept().await;
-            let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
+            let (router, shards) = (router.clone(), shards.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let (router, shards, in_flight) = (router.clone(), shards.clone(), in_flight.clone());
-                    async move { Ok::<_, Infallible>(dispatch(&router, &shards, &in_flight, request).await) }
+                    let (router, shards) = (router.clone(), shards.clone());
+                    async move { Ok::<_, Infallible>(dispatch(&router, &shards, request).await) }
                 });
                 if let Err(e) =
                     http1_server().keep_alive(true).serve_connection(TokioIo::new(client), service).await
@@ -216,7 +215,6 @@ pub async fn serve(
 async fn dispatch(
     router: &Router,
     shards: &Shards,
-    in_flight: &Arc<Semaphore>,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
     let host = request_host(&request);
@@ -238,18 +236,19 @@ async fn dispatch(
             "the request body is larger than this tenant accepts (limits.max_request_body_mib)\n".to_owned(),
         );
     }
-    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-        return text(503, format!("too many requests in flight (at most {MAX_IN_FLIGHT})\n"));
-    };
-    // The tenant's own budget: at its cap, only its own requests are refused.
-    let Some(instance) = component.workload.usage.try_instance() else {
-        // Debug only: the tenant decides how often this happens.
-        tracing::debug!(
-            tenant = &*component.workload.tenant,
-            component = component.name,
-            "503: the tenant's http instances are at limits.max_instances"
-        );
-        return text(503, "too many requests in flight for this tenant (limits.max_instances)\n".to_owned());
+    // The tenant's own budget and reserve (instance_slots): without a slot, only its own
+    // requests are refused. Every request handled at once holds one, so they bound the host too.
+    let slot = match component.workload.usage.try_instance() {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            // Debug only: the tenant decides how often this happens.
+            tracing::debug!(
+                tenant = &*component.workload.tenant,
+                component = component.name,
+                "503: {refusal}"
+            );
+            return text(503, format!("{refusal}\n"));
+        }
     };
     let request_id = next_request_id();
     let span = tracing::info_span!(
@@ -261,15 +260,8 @@ async fn dispatch(
         path = request.uri().path(),
         status = tracing::field::Empty,
     );
-    let task = shards.spawn(
-        component.workload.shard,
-        async move {
-            let response = component.handle(request, instance).await;
-            drop(permit);
-            response
-        }
-        .instrument(span.clone()),
-    );
+    let task =
+        shards.spawn(component.workload.shard, component.handle(request, slot).instrument(span.clone()));
     // The details (traps, the component's errors) go to the log; the client, who may be anyone,
     // gets a short message and the id to quote.
     let response = match task.await {

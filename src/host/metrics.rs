@@ -9,27 +9,49 @@ use switchyard_pooler::Pool;
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
 
+use super::instance_slots::{SHARED_SLOTS, SharedSlots};
 use super::tenant_usage::TenantUsage;
 
 /// A per-tenant metric family: name, type, help, and how to read its value.
 type TenantFamily = (&'static str, &'static str, &'static str, fn(&TenantUsage) -> u64);
 
 /// The tenants and pools whose counters `/metrics` shows. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
+    shared_slots: SharedSlots,
     tenants: Arc<Vec<(String, TenantUsage)>>,
     pools: Arc<Vec<(String, String, Pool)>>,
 }
 
 impl Metrics {
-    /// Metrics of `tenants` (name, usage) and `pools`, each as (tenant, pool name, pool).
-    pub fn new(tenants: Vec<(String, TenantUsage)>, pools: Vec<(String, String, Pool)>) -> Self {
-        Metrics { tenants: Arc::new(tenants), pools: Arc::new(pools) }
+    /// Metrics of the host's `shared_slots`, `tenants` (name, usage) and `pools`, each as
+    /// (tenant, pool name, pool).
+    pub fn new(
+        shared_slots: SharedSlots,
+        tenants: Vec<(String, TenantUsage)>,
+        pools: Vec<(String, String, Pool)>,
+    ) -> Self {
+        Metrics { shared_slots, tenants: Arc::new(tenants), pools: Arc::new(pools) }
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = self.render_tenants();
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "switchyard_shared_instance_slots",
+                "Instance slots tenants borrow past their reserve, in use now.",
+                self.shared_slots.in_use(),
+            ),
+            (
+                "switchyard_shared_instance_slots_limit",
+                "Instance slots tenants may borrow past their reserve, together.",
+                SHARED_SLOTS as usize,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out.push_str(&self.render_tenants());
         out.push_str(&self.render_pools());
         out
     }

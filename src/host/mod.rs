@@ -20,6 +20,7 @@ mod guest_output;
 mod health;
 mod http_egress;
 mod ingress;
+mod instance_slots;
 mod listener;
 mod metrics;
 mod pools;
@@ -41,6 +42,7 @@ use switchyard_vnet::egress::Egress;
 use switchyard_vnet::{Limits, Network};
 
 pub use health::{Health, ServiceState};
+pub use instance_slots::{SlotPlan, TooManySlots};
 
 use crate::config::{ComponentKind, Config};
 use guest::Workload;
@@ -85,7 +87,16 @@ async fn run(
     shards: Arc<Shards>,
     embedded: Option<&embedded::SocketConnector>,
 ) -> anyhow::Result<()> {
-    let engine = engine::engine()?;
+    let slots = instance_slots::SlotPlan::for_config(config)?;
+    let engine = engine::engine(slots.total())?;
+    tracing::info!(
+        slots = slots.total(),
+        services = slots.services,
+        reserved = slots.reserved,
+        shared = instance_slots::SHARED_SLOTS,
+        "instance slots"
+    );
+    let shared_slots = instance_slots::SharedSlots::new();
     let linker = guest::linker(&engine)?;
     let resolver = match Resolver::system(config.dns.timeout) {
         Ok(resolver) => resolver,
@@ -122,7 +133,7 @@ async fn run(
             request_timeout: tenant.limits.request_timeout,
             usage: tenant_usage::TenantUsage::new(
                 (tenant.limits.max_memory_mib as usize) << 20,
-                tenant.limits.max_instances as usize,
+                instance_slots::TenantSlots::new(tenant.limits.max_instances, shared_slots.clone()),
             ),
             max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
             request_body_timeout: tenant.limits.request_body_timeout,
@@ -189,8 +200,12 @@ async fn run(
     }
     if let Some(addr) = config.admin.listen {
         tasks.push(
-            admin::serve(addr, health.clone(), metrics::Metrics::new(tenant_usages, pool_handles.clone()))
-                .await?,
+            admin::serve(
+                addr,
+                health.clone(),
+                metrics::Metrics::new(shared_slots, tenant_usages, pool_handles.clone()),
+            )
+            .await?,
         );
     }
     if let Some(sql) = &config.admin.sql {

@@ -7,15 +7,17 @@
 //! - **CPU**: the time slices (`engine::TIME_SLICE`) in which one of the tenant's guests was
 //!   running when the slice ended, a sampled measure of its CPU time;
 //! - **instances**: the tenant's http component instances alive at once are held within
-//!   `limits.max_instances` by permits (a request beyond gets `503`, nobody else's).
+//!   `limits.max_instances` and the host's slots (`instance_slots`): a request beyond gets `503`,
+//!   nobody else's.
 //!
 //! All three are on `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::ResourceLimiter;
+
+use super::instance_slots::{InstanceSlot, NoSlot, TenantSlots};
 
 /// One tenant's usage, shared by all its instances.
 #[derive(Debug, Clone)]
@@ -23,32 +25,25 @@ pub struct TenantUsage {
     memory_used: Arc<AtomicUsize>,
     memory_limit: usize,
     cpu_slices: Arc<AtomicU64>,
-    instances: Arc<Semaphore>,
-    max_instances: usize,
+    slots: TenantSlots,
 }
 
 impl TenantUsage {
     /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together and
-    /// number `max_instances` at once.
-    pub fn new(memory_limit: usize, max_instances: usize) -> Self {
-        TenantUsage {
-            memory_used: Arc::default(),
-            memory_limit,
-            cpu_slices: Arc::default(),
-            instances: Arc::new(Semaphore::new(max_instances)),
-            max_instances,
-        }
+    /// whose http instances take `slots`.
+    pub fn new(memory_limit: usize, slots: TenantSlots) -> Self {
+        TenantUsage { memory_used: Arc::default(), memory_limit, cpu_slices: Arc::default(), slots }
     }
 
-    /// A permit for one more http component instance, if the tenant is below its cap; the
-    /// instance counts until the permit drops.
-    pub fn try_instance(&self) -> Option<OwnedSemaphorePermit> {
-        self.instances.clone().try_acquire_owned().ok()
+    /// A slot for one more http component instance, if the tenant is below its cap and has one
+    /// (reserved, or shared) left; the instance counts until the slot drops.
+    pub fn try_instance(&self) -> Result<InstanceSlot, NoSlot> {
+        self.slots.try_take()
     }
 
     /// Http component instances alive now.
     pub fn instances(&self) -> usize {
-        self.max_instances - self.instances.available_permits()
+        self.slots.in_use()
     }
 
     /// Bytes of linear memory the tenant's instances hold now.
@@ -154,7 +149,11 @@ mod tests {
 
     #[test]
     fn instances_share_their_tenants_budget_and_give_it_back_when_dropped() {
-        let tenant = TenantUsage::new(100, 1);
+        let slots = super::super::instance_slots::TenantSlots::new(
+            1,
+            super::super::instance_slots::SharedSlots::new(),
+        );
+        let tenant = TenantUsage::new(100, slots);
         let mut a = tenant.instance();
         let mut b = tenant.instance();
         assert!(a.memory_growing(0, 60, None).unwrap());

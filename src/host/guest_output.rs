@@ -7,17 +7,16 @@
 //! - a write never blocks the guest or its shard: lines go to the log's bounded queue
 //!   (`telemetry`), and a line longer than [`MAX_LINE`] bytes is cut;
 //! - each component has a budget of [`LINES_PER_SECOND`] lines a second ([`LINES_BURST`] at
-//!   once), shared by its instances; lines past it are dropped and the next line written says
-//!   how many.
+//!   once), shared by its instances; lines past it are dropped and a summary says how many (before
+//!   the next line written, or a second later if none comes).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use switchyard_vnet::log_budget::{LogBudget, LogVerdict};
+use switchyard_vnet::log_budget::LogGate;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -36,17 +35,24 @@ const WRITE_PERMIT: usize = 64 << 10;
 pub struct ComponentOutput {
     tenant: Arc<str>,
     component: Arc<str>,
-    budget: Arc<Mutex<LogBudget>>,
+    budget: LogGate,
 }
 
 impl ComponentOutput {
     /// The output of `component` of `tenant`, with a fresh budget.
     pub fn new(tenant: &str, component: &str) -> Self {
-        ComponentOutput {
-            tenant: tenant.into(),
-            component: component.into(),
-            budget: Arc::new(Mutex::new(LogBudget::new(LINES_PER_SECOND, LINES_BURST))),
-        }
+        let (tenant, component): (Arc<str>, Arc<str>) = (tenant.into(), component.into());
+        let (t, c) = (tenant.clone(), component.clone());
+        let budget = LogGate::new(LINES_PER_SECOND, LINES_BURST, move |held_back| {
+            tracing::warn!(
+                target: "switchyard::guest",
+                tenant = &*t,
+                component = &*c,
+                suppressed = held_back,
+                "{held_back} lines of this component's output were dropped (at most {LINES_PER_SECOND} a second)"
+            );
+        });
+        ComponentOutput { tenant, component, budget }
     }
 
     /// A stream for one instance's `stream` (`stdout` or `stderr`).
@@ -55,22 +61,10 @@ impl ComponentOutput {
     }
 
     fn emit(&self, stream: &'static str, line: &[u8]) {
-        let verdict =
-            self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(Instant::now());
-        let held_back = match verdict {
-            LogVerdict::Suppress => return,
-            LogVerdict::Write { held_back } => held_back,
-        };
-        let (tenant, component) = (&*self.tenant, &*self.component);
-        if held_back > 0 {
-            tracing::warn!(
-                target: "switchyard::guest",
-                tenant,
-                component,
-                suppressed = held_back,
-                "{held_back} lines of this component's output were dropped (at most {LINES_PER_SECOND} a second)"
-            );
+        if !self.budget.allows() {
+            return;
         }
+        let (tenant, component) = (&*self.tenant, &*self.component);
         let text = String::from_utf8_lossy(line);
         tracing::info!(target: "switchyard::guest", tenant, component, stream, "{}", text.escape_debug());
     }

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 
 use crate::dns::{DnsError, Resolver};
-use crate::log_budget::{LogBudget, LogVerdict};
+use crate::log_budget::LogGate;
 
 /// Names a workload's DNS answers may bind at once (the oldest expire first).
 pub const MAX_BOUND_NAMES: usize = 4096;
@@ -33,7 +33,7 @@ pub struct Egress {
     bindings: Mutex<NameBindings>,
     resolver: Resolver,
     connect_timeout: Duration,
-    denial_log: Mutex<LogBudget>,
+    denial_log: LogGate,
 }
 
 /// Why a guest's name lookup gave no addresses.
@@ -123,13 +123,23 @@ impl Egress {
         resolver: Resolver,
         connect_timeout: Duration,
     ) -> Arc<Self> {
+        let workload: Arc<str> = workload.into();
+        let tenant = workload.clone();
+        let denial_log = LogGate::new(DENIAL_LOG_PER_SECOND, DENIAL_LOG_BURST, move |held_back| {
+            tracing::warn!(
+                target: "switchyard::egress",
+                tenant = %tenant,
+                suppressed = held_back,
+                "{held_back} more egress denials of this tenant were not logged (at most {DENIAL_LOG_PER_SECOND} a second)",
+            );
+        });
         Arc::new(Egress {
-            workload: workload.into(),
+            workload,
             policy,
             bindings: Mutex::new(NameBindings::new(MAX_BOUND_NAMES)),
             resolver,
             connect_timeout,
-            denial_log: Mutex::new(LogBudget::new(DENIAL_LOG_PER_SECOND, DENIAL_LOG_BURST)),
+            denial_log,
         })
     }
 
@@ -158,24 +168,9 @@ impl Egress {
         self.decide(target).into_result().inspect_err(|denied| self.log_denied(component, denied))
     }
 
-    /// Whether a denial line may be written now; writes the summary of the lines held back
-    /// before it.
+    /// Whether a denial line may be written now (the gate reports the lines it holds back).
     fn denial_log_allows(&self) -> bool {
-        let verdict =
-            self.denial_log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(Instant::now());
-        match verdict {
-            LogVerdict::Write { held_back: 0 } => true,
-            LogVerdict::Write { held_back } => {
-                tracing::warn!(
-                    target: "switchyard::egress",
-                    tenant = %self.workload,
-                    suppressed = held_back,
-                    "{held_back} more egress denials of this tenant were not logged (at most {DENIAL_LOG_PER_SECOND} a second)",
-                );
-                true
-            }
-            LogVerdict::Suppress => false,
-        }
+        self.denial_log.allows()
     }
 
     /// Logs a denial (one line, with the rule and the suggested entry), within the workload's

@@ -3,9 +3,12 @@
 //! of [`LogBudget::burst`] lines refilled at [`LogBudget::per_second`], with a count of the lines
 //! it held back, to be reported in one summary line when lines are allowed again.
 //!
-//! Time is passed in, so the budget is tested without sleeping.
+//! Time is passed in, so the budget is tested without sleeping. [`LogGate`] is the budget as the
+//! host uses it: shared by everything that logs for one tenant or component, and sure to write
+//! the summary of held-back lines even when no line comes after them.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A token bucket of log lines, with the number held back since the last allowed line.
 #[derive(Debug, Clone)]
@@ -15,6 +18,7 @@ pub struct LogBudget {
     tokens: f64,
     last: Option<Instant>,
     held_back: u64,
+    summary_due: bool,
 }
 
 /// What to do with one line.
@@ -33,7 +37,14 @@ impl LogBudget {
     /// A budget of `burst` lines at once, refilled at `per_second` lines a second.
     pub fn new(per_second: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        LogBudget { per_second: f64::from(per_second), burst, tokens: burst, last: None, held_back: 0 }
+        LogBudget {
+            per_second: f64::from(per_second),
+            burst,
+            tokens: burst,
+            last: None,
+            held_back: 0,
+            summary_due: false,
+        }
     }
 
     /// Lines a second, in the long run.
@@ -62,13 +73,135 @@ impl LogBudget {
             LogVerdict::Suppress
         }
     }
+
+    /// Whether the caller should arrange a summary of the held-back lines for later: true once
+    /// per run of held-back lines (until [`LogBudget::take_held_back`]).
+    fn summary_needed(&mut self) -> bool {
+        let needed = self.held_back > 0 && !self.summary_due;
+        self.summary_due |= needed;
+        needed
+    }
+
+    /// The lines held back since the last written one, now reported (the count starts again).
+    fn take_held_back(&mut self) -> u64 {
+        self.summary_due = false;
+        std::mem::take(&mut self.held_back)
+    }
+}
+
+/// How long after lines begin to be held back their summary is written, if no line written in
+/// the meantime carried it: at most one such summary a second.
+pub const SUMMARY_AFTER: Duration = Duration::from_secs(1);
+
+/// A [`LogBudget`] shared by everything that logs for one tenant or component, with the line that
+/// reports what it held back. Every held-back line is reported: in the summary written before the
+/// next allowed line, or — when none comes — [`SUMMARY_AFTER`] the first of them (on the tokio
+/// runtime the line was decided on). Cheap to clone.
+#[derive(Clone)]
+pub struct LogGate {
+    budget: Arc<Mutex<LogBudget>>,
+    summary: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl std::fmt::Debug for LogGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogGate").field("budget", &self.budget).finish_non_exhaustive()
+    }
+}
+
+impl LogGate {
+    /// A gate of `per_second` lines a second and `burst` at once; `summary` writes the line that
+    /// says how many were held back.
+    pub fn new(per_second: u32, burst: u32, summary: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        LogGate {
+            budget: Arc::new(Mutex::new(LogBudget::new(per_second, burst))),
+            summary: Arc::new(summary),
+        }
+    }
+
+    /// The budget, as far as it can be read (its lines a second).
+    pub fn per_second(&self) -> f64 {
+        self.lock().per_second()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether one line may be written now. When it may and lines were held back before it, their
+    /// summary has been written first.
+    pub fn allows(&self) -> bool {
+        let (verdict, schedule) = {
+            let mut budget = self.lock();
+            let verdict = budget.take(Instant::now());
+            let schedule = verdict == LogVerdict::Suppress && budget.summary_needed();
+            if let LogVerdict::Write { held_back } = verdict {
+                budget.summary_due &= held_back == 0;
+            }
+            (verdict, schedule)
+        };
+        match verdict {
+            LogVerdict::Write { held_back } => {
+                if held_back > 0 {
+                    (self.summary)(held_back);
+                }
+                true
+            }
+            LogVerdict::Suppress => {
+                if schedule {
+                    self.summarise_later();
+                }
+                false
+            }
+        }
+    }
+
+    /// Writes the summary [`SUMMARY_AFTER`] from now, unless a written line has carried it by then.
+    /// Outside a tokio runtime the next written line carries it.
+    fn summarise_later(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.lock().summary_due = false;
+            return;
+        };
+        let gate = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(SUMMARY_AFTER).await;
+            let held_back = gate.lock().take_held_back();
+            if held_back > 0 {
+                (gate.summary)(held_back);
+            }
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn held_back_lines_are_summarised_when_no_line_follows_them() {
+        let reported = Arc::new(AtomicU64::new(0));
+        let summaries = Arc::new(AtomicU64::new(0));
+        let gate = {
+            let (reported, summaries) = (reported.clone(), summaries.clone());
+            LogGate::new(1, 2, move |n| {
+                reported.fetch_add(n, Ordering::SeqCst);
+                summaries.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let allowed = (0..1000).filter(|_| gate.allows()).count() as u64;
+        assert_eq!(allowed, 2);
+        assert_eq!(reported.load(Ordering::SeqCst), 0, "not yet");
+        tokio::time::sleep(SUMMARY_AFTER + Duration::from_millis(10)).await;
+        assert_eq!(reported.load(Ordering::SeqCst), 998, "every held-back line reported");
+        assert_eq!(summaries.load(Ordering::SeqCst), 1);
+        // Held back again: a second summary, never a double count.
+        let allowed_later = (0..500).filter(|_| gate.allows()).count() as u64;
+        tokio::time::sleep(SUMMARY_AFTER * 3).await;
+        assert_eq!(reported.load(Ordering::SeqCst) + allowed + allowed_later, 1500);
+    }
 
     #[test]
     fn a_burst_passes_then_lines_are_held_back_and_counted_until_the_budget_refills() {

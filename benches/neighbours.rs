@@ -76,10 +76,17 @@ fn main() {
         return;
     }
     let count: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    // BENCH_SCENARIOS=idle,deny runs only those (idle first, for the ratio).
+    let chosen = std::env::var("BENCH_SCENARIOS").ok();
+    let wanted =
+        |scenario: &str| chosen.as_deref().is_none_or(|list| list.split(',').any(|s| s.trim() == scenario));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut idle_p99 = None;
         for scenario in ["idle", "spin", "pingpong", "shout", "deny", "slow handlers"] {
+            if !wanted(scenario) {
+                continue;
+            }
             let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let attacker = match scenario {

@@ -1,4 +1,5 @@
-//! Fair share of the shards (THREATS.md invariant 2), as hostile tenants try it: a service that
+//! Fair share of the shards (THREATS.md invariant 2), as hostile tenants try it; every attack runs
+//! beside a neighbour on its shard and one on the other. First, a service that
 //! computes without pause, and one that ping-pongs single bytes over its own virtual network
 //! (every read already satisfied, so it never waits on anything). Each shares a shard with a
 //! well-behaved tenant (`--shards 2`: tenants 0 and 2 on one, 1 and 3 on the other), whose
@@ -84,7 +85,8 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }
 
-/// A tenant whose handlers are slow or linger, and one that behaves, on one shard.
+/// A tenant whose handlers are slow or linger, with a neighbour on its shard and one on the other
+/// (`--shards 2`: tenants 0 and 2 share one).
 fn budget_config(admin: SocketAddr, ingress: SocketAddr) -> String {
     format!(
         r#"
@@ -101,8 +103,21 @@ tenants:
         ingress: {{ listen: "{ingress}", host: greedy.localhost }}
 {good}"#,
         gateway = guest("http_gateway.wasm"),
-        good = echo_tenant("good", ingress),
+        good = neighbours(ingress),
     )
+}
+
+/// A neighbour on the other shard (tenant 1) and one on the shard of tenant 0 and 2 (with
+/// `--shards 2`); place the attacker at 0 or 2.
+fn neighbours(ingress: SocketAddr) -> String {
+    format!("{}{}", echo_tenant("other-shard", ingress), echo_tenant("same-shard", ingress))
+}
+
+/// Both neighbours of [`neighbours`] are served: `count` requests each, each within `within`.
+async fn assert_neighbours_served(ingress: SocketAddr, count: usize, within: Duration) {
+    for tenant in ["same-shard", "other-shard"] {
+        assert_echoes(ingress, tenant, count, within).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,9 +128,9 @@ async fn a_tenant_at_its_instance_cap_is_refused_alone_and_lingering_instances_a
         "instance_budget",
         admin,
         &budget_config(admin, ingress),
-        &["--shards", "1"],
+        &["--shards", "2"],
     );
-    switchyard.wait_for_log("echo-service: listening on", Duration::from_secs(60));
+    switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
 
     // 200 slow requests at once: 20 hold the tenant's instances until its request_timeout (504),
     // every other one is refused at once (503).
@@ -124,8 +139,8 @@ async fn a_tenant_at_its_instance_cap_is_refused_alone_and_lingering_instances_a
             tokio::spawn(async move { request(ingress, "greedy.localhost", "GET", "/sleep/60", b"").await })
         })
         .collect();
-    // Meanwhile the other tenant is served.
-    assert_echoes(ingress, "good", 20, Duration::from_secs(5)).await;
+    // Meanwhile the other tenants are served.
+    assert_neighbours_served(ingress, 20, Duration::from_secs(5)).await;
     let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
     assert!(metrics.contains(r#"switchyard_tenant_instances{tenant="greedy"} 20"#), "{metrics}");
     let (mut refused, mut timed_out) = (0, 0);
@@ -191,11 +206,11 @@ async fn slow_or_endless_request_heads_are_cut_off_and_others_are_served() {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let switchyard =
-        Switchyard::start_with_args("slow_heads", admin, &budget_config(admin, ingress), &["--shards", "1"]);
-    switchyard.wait_for_log("echo-service: listening on", Duration::from_secs(60));
+        Switchyard::start_with_args("slow_heads", admin, &budget_config(admin, ingress), &["--shards", "2"]);
+    switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
     let trickling: Vec<_> = (0..100).map(|_| tokio::spawn(trickle_headers(ingress))).collect();
     let endless: Vec<_> = (0..100).map(|_| tokio::spawn(endless_headers(ingress))).collect();
-    assert_echoes(ingress, "good", 10, Duration::from_secs(30)).await;
+    assert_neighbours_served(ingress, 10, Duration::from_secs(30)).await;
     let mut longest = Duration::ZERO;
     for closed in trickling.into_iter().chain(endless) {
         longest = longest.max(closed.await.expect("client task"));
@@ -221,7 +236,7 @@ tenants:
         wasm: {hog}
         env: {{ HOG_MODE: shout, HOG_HOLD_SECONDS: "{seconds}" }}
 "#,
-        good = echo_tenant("good", ingress),
+        good = neighbours(ingress),
         hog = guest("socket-hog.wasm"),
     )
 }
@@ -232,8 +247,10 @@ async fn a_guest_printing_without_pause_neither_floods_nor_fakes_the_hosts_log()
     let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let started = Instant::now();
     let switchyard =
-        Switchyard::start_with_args("shout", admin, &shout_config(admin, ingress, 3), &["--shards", "1"]);
+        Switchyard::start_with_args("shout", admin, &shout_config(admin, ingress, 5), &["--shards", "2"]);
     switchyard.wait_for_log("socket-hog: shout: started", Duration::from_secs(60));
+    switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
+    assert_neighbours_served(ingress, 10, Duration::from_secs(5)).await;
     // The summary of dropped lines is written whenever the budget lets a line through again.
     switchyard.wait_for_log("lines of this component's output were dropped", Duration::from_secs(60));
     // The shouting lasts 3 s; what it left in the log is read after it.
@@ -272,7 +289,7 @@ async fn a_stalled_log_reader_stalls_no_shard() {
     std::fs::write(&config, shout_config(admin, ingress, 120)).expect("config");
     // Both output pipes are kept open and never read: they fill after 64 KiB.
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["up", &config.display().to_string(), "--shards", "1"])
+        .args(["up", &config.display().to_string(), "--shards", "2"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -281,19 +298,21 @@ async fn a_stalled_log_reader_stalls_no_shard() {
         .expect("start switchyard");
     let outcome = async move {
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(5),
-                request(ingress_or_wait(ingress).await, "good.localhost", "POST", "/echo", b"up?"),
-            )
-            .await;
-            if let Ok((200, _)) = answer {
-                break;
+        for host in ["same-shard.localhost", "other-shard.localhost"] {
+            loop {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    request(ingress_or_wait(ingress).await, host, "POST", "/echo", b"up?"),
+                )
+                .await;
+                if let Ok((200, _)) = answer {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{host} never answered: {answer:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(Instant::now() < deadline, "the good tenant never answered: {answer:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_echoes(ingress, "good", 40, Duration::from_secs(5)).await;
+        assert_neighbours_served(ingress, 20, Duration::from_secs(5)).await;
     };
     let result = tokio::spawn(outcome).await;
     let _ = child.kill();
@@ -317,25 +336,34 @@ async fn ingress_or_wait(ingress: SocketAddr) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_egress_in_a_loop_leaves_a_bounded_trace_in_the_log() {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let hog = guest("socket-hog.wasm");
+    let neighbours = neighbours(ingress);
     let config = format!(
         r#"
 version: 1
 admin: {{ listen: "{admin}" }}
 tenants:
+{neighbours}
   - name: mallory
     allowed_hosts: ["https://allowed.example"]
     components:
       - name: hog
         kind: service
         wasm: {hog}
-        env: {{ HOG_MODE: deny, HOG_HOLD_SECONDS: "3" }}
+        env: {{ HOG_MODE: deny, HOG_HOLD_SECONDS: "5" }}
         restart: {{ max_restarts: 0 }}
 "#
     );
     let started = Instant::now();
-    let switchyard = Switchyard::start("deny_flood", admin, &config);
+    let switchyard = Switchyard::start_with_args("deny_flood", admin, &config, &["--shards", "2"]);
     switchyard.wait_for_log("socket-hog: deny: started", Duration::from_secs(60));
+    switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
+    assert_neighbours_served(ingress, 10, Duration::from_secs(5)).await;
+    assert!(
+        !switchyard.log().contains("connects and lookups denied"),
+        "the denials ended before the neighbours' requests"
+    );
     switchyard.wait_for_log("connects and lookups denied", Duration::from_secs(60));
     let elapsed = started.elapsed().as_secs_f64();
     // Every denial is accounted for: logged, or counted in a summary — also those of the last
@@ -396,8 +424,8 @@ async fn a_tenants_instances_share_one_memory_budget() {
         "limits: { max_instances: 20, request_timeout: 30s, max_memory_mib: 300 }",
     );
     assert!(config.contains("max_memory_mib: 300"));
-    let switchyard = Switchyard::start_with_args("memory_budget", admin, &config, &["--shards", "1"]);
-    switchyard.wait_for_log("echo-service: listening on", Duration::from_secs(60));
+    let switchyard = Switchyard::start_with_args("memory_budget", admin, &config, &["--shards", "2"]);
+    switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
     let before = peak_rss(switchyard.pid());
 
     // 20 requests at once, each wanting 200 MiB: together 4 GB, but the tenant may hold 300 MiB.
@@ -406,7 +434,7 @@ async fn a_tenants_instances_share_one_memory_budget() {
             tokio::spawn(async move { request(ingress, "greedy.localhost", "GET", "/alloc/200", b"").await })
         })
         .collect();
-    assert_echoes(ingress, "good", 10, Duration::from_secs(5)).await;
+    assert_neighbours_served(ingress, 10, Duration::from_secs(5)).await;
     let mut served = 0;
     for answer in hungry {
         let (status, body) = answer.await.expect("request task");

@@ -7,7 +7,7 @@
 //! host uses it: shared by everything that logs for one tenant or component, and sure to write
 //! the summary of held-back lines even when no line comes after them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// A token bucket of log lines, with the number held back since the last allowed line.
@@ -95,82 +95,101 @@ pub const SUMMARY_AFTER: Duration = Duration::from_secs(1);
 
 /// A [`LogBudget`] shared by everything that logs for one tenant or component, with the line that
 /// reports what it held back. Every held-back line is reported: in the summary written before the
-/// next allowed line, or — when none comes — [`SUMMARY_AFTER`] the first of them (on the tokio
-/// runtime the line was decided on). Cheap to clone.
+/// next allowed line, or — when none comes — about [`SUMMARY_AFTER`] after the first of them, by
+/// one background thread of the process (so that a shard, busy with the guest being held back,
+/// never runs a timer for it). Cheap to clone.
 #[derive(Clone)]
-pub struct LogGate {
-    budget: Arc<Mutex<LogBudget>>,
-    summary: Arc<dyn Fn(u64) + Send + Sync>,
+pub struct LogGate(Arc<GateInner>);
+
+struct GateInner {
+    budget: Mutex<LogBudget>,
+    summary: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+impl GateInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the summary of what is held back now, if anything.
+    fn summarise(&self) {
+        let held_back = self.lock().take_held_back();
+        if held_back > 0 {
+            (self.summary)(held_back);
+        }
+    }
 }
 
 impl std::fmt::Debug for LogGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogGate").field("budget", &self.budget).finish_non_exhaustive()
+        f.debug_struct("LogGate").field("budget", &*self.0.lock()).finish_non_exhaustive()
     }
+}
+
+/// Gates with held-back lines and no summary written yet: each at most once (its `summary_due`).
+static DUE: Mutex<Vec<Weak<GateInner>>> = Mutex::new(Vec::new());
+
+/// Writes the summary of every gate in [`DUE`].
+fn summarise_due() {
+    let due = std::mem::take(&mut *DUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    for gate in due.iter().filter_map(Weak::upgrade) {
+        gate.summarise();
+    }
+}
+
+/// Starts, once per process, the thread that writes due summaries every [`SUMMARY_AFTER`].
+fn start_summary_thread() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new().name("switchyard-log-summaries".to_owned()).spawn(|| {
+            loop {
+                std::thread::sleep(SUMMARY_AFTER);
+                summarise_due();
+            }
+        });
+        if let Err(e) = started {
+            tracing::error!("cannot start the log summary thread ({e}); held-back lines are reported with the next line written");
+        }
+    });
 }
 
 impl LogGate {
     /// A gate of `per_second` lines a second and `burst` at once; `summary` writes the line that
     /// says how many were held back.
     pub fn new(per_second: u32, burst: u32, summary: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        LogGate {
-            budget: Arc::new(Mutex::new(LogBudget::new(per_second, burst))),
-            summary: Arc::new(summary),
-        }
-    }
-
-    /// The budget, as far as it can be read (its lines a second).
-    pub fn per_second(&self) -> f64 {
-        self.lock().per_second()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LogBudget> {
-        self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        LogGate(Arc::new(GateInner {
+            budget: Mutex::new(LogBudget::new(per_second, burst)),
+            summary: Box::new(summary),
+        }))
     }
 
     /// Whether one line may be written now. When it may and lines were held back before it, their
     /// summary has been written first.
     pub fn allows(&self) -> bool {
-        let (verdict, schedule) = {
-            let mut budget = self.lock();
+        let (verdict, due) = {
+            let mut budget = self.0.lock();
             let verdict = budget.take(Instant::now());
-            let schedule = verdict == LogVerdict::Suppress && budget.summary_needed();
+            let due = verdict == LogVerdict::Suppress && budget.summary_needed();
             if let LogVerdict::Write { held_back } = verdict {
                 budget.summary_due &= held_back == 0;
             }
-            (verdict, schedule)
+            (verdict, due)
         };
         match verdict {
             LogVerdict::Write { held_back } => {
                 if held_back > 0 {
-                    (self.summary)(held_back);
+                    (self.0.summary)(held_back);
                 }
                 true
             }
             LogVerdict::Suppress => {
-                if schedule {
-                    self.summarise_later();
+                if due {
+                    DUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Arc::downgrade(&self.0));
+                    start_summary_thread();
                 }
                 false
             }
         }
-    }
-
-    /// Writes the summary [`SUMMARY_AFTER`] from now, unless a written line has carried it by then.
-    /// Outside a tokio runtime the next written line carries it.
-    fn summarise_later(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.lock().summary_due = false;
-            return;
-        };
-        let gate = self.clone();
-        runtime.spawn(async move {
-            tokio::time::sleep(SUMMARY_AFTER).await;
-            let held_back = gate.lock().take_held_back();
-            if held_back > 0 {
-                (gate.summary)(held_back);
-            }
-        });
     }
 }
 
@@ -180,8 +199,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn held_back_lines_are_summarised_when_no_line_follows_them() {
+    #[test]
+    fn held_back_lines_are_summarised_when_no_line_follows_them() {
         let reported = Arc::new(AtomicU64::new(0));
         let summaries = Arc::new(AtomicU64::new(0));
         let gate = {
@@ -193,13 +212,15 @@ mod tests {
         };
         let allowed = (0..1000).filter(|_| gate.allows()).count() as u64;
         assert_eq!(allowed, 2);
-        assert_eq!(reported.load(Ordering::SeqCst), 0, "not yet");
-        tokio::time::sleep(SUMMARY_AFTER + Duration::from_millis(10)).await;
+        summarise_due();
         assert_eq!(reported.load(Ordering::SeqCst), 998, "every held-back line reported");
         assert_eq!(summaries.load(Ordering::SeqCst), 1);
-        // Held back again: a second summary, never a double count.
+        summarise_due();
+        assert_eq!(summaries.load(Ordering::SeqCst), 1, "nothing held back since: no summary");
+        // Held back again: reported once, never twice.
         let allowed_later = (0..500).filter(|_| gate.allows()).count() as u64;
-        tokio::time::sleep(SUMMARY_AFTER * 3).await;
+        summarise_due();
+        summarise_due();
         assert_eq!(reported.load(Ordering::SeqCst) + allowed + allowed_later, 1500);
     }
 

@@ -44,8 +44,9 @@ impl CpuBudget {
         CpuBudget { slices_per_window, window_start: None, used: 0, throttled }
     }
 
-    /// Accounts one slice of running code: go on at once, or wait out the window.
-    pub fn on_slice(&mut self) -> UpdateDeadline {
+    /// Accounts one slice of running code: `None` within the budget, or the wait to the end of
+    /// the window.
+    pub fn on_slice(&mut self) -> Option<UpdateDeadline> {
         let now = Instant::now();
         let start = match self.window_start {
             Some(start) if now.duration_since(start) < WINDOW => start,
@@ -57,9 +58,9 @@ impl CpuBudget {
         };
         self.used += 1;
         if self.used <= self.slices_per_window {
-            return UpdateDeadline::Yield(1);
+            return None;
         }
         self.throttled.0.fetch_add(1, Ordering::Relaxed);
-        UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep_until(start + WINDOW)))
+        Some(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep_until(start + WINDOW))))
     }
 }

@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::cpu_budget::CpuBudget;
+use super::engine::SliceClock;
 use super::guest_output::ComponentOutput;
 use super::http_egress::HttpEgress;
 use super::tenant_usage::{InstanceMemory, TenantUsage};
@@ -51,6 +52,7 @@ pub struct GuestState {
     hooks: HttpEgress,
     memory: InstanceMemory,
     cpu: Option<CpuBudget>,
+    slice: SliceClock,
 }
 
 impl GuestState {
@@ -75,6 +77,7 @@ impl GuestState {
             hooks: HttpEgress::new(workload, component),
             memory: workload.usage.instance(),
             cpu: None,
+            slice: SliceClock::default(),
         }
     }
 
@@ -84,10 +87,26 @@ impl GuestState {
         self
     }
 
-    /// Accounts one time slice of this instance's guest code.
+    /// The clock of this instance's slices: run the guest's futures under
+    /// [`SliceClock::track`].
+    pub fn slice_clock(&self) -> SliceClock {
+        self.slice.clone()
+    }
+
+    /// Accounts one epoch tick at which this instance's guest code was running. A callback
+    /// from a deadline that passed while the guest waited is no tick of its run: it is neither
+    /// charged (a service woken a thousand times a second for a moment each is not using a
+    /// thousand slices) nor yielded (a request's guest that just woke is not sent behind a busy
+    /// guest's next slice); the next tick is its deadline.
     fn on_slice(&mut self) -> UpdateDeadline {
+        if !self.slice.ticked_in_run() {
+            return UpdateDeadline::Continue(1);
+        }
         self.memory.tenant().count_slice();
-        self.cpu.as_mut().map_or(UpdateDeadline::Yield(1), CpuBudget::on_slice)
+        if let Some(wait) = self.cpu.as_mut().and_then(CpuBudget::on_slice) {
+            return wait;
+        }
+        super::engine::end_of_slice(&self.slice)
     }
 
     /// A store for this instance: its memory within its tenant's budget, and time-sliced with

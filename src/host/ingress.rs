@@ -96,11 +96,14 @@ impl HttpComponent {
                 // aborted): the engine's slot is free before the permit says so.
                 let _slot = slot;
                 let mut store = store;
+                let clock = store.data().slice_clock();
                 let run = async {
                     let proxy = pre.instantiate_async(&mut store).await?;
                     proxy.wasi_http_incoming_handler().call_handle(&mut store, request, out).await
                 };
-                tokio::time::timeout(deadline, run).await.map_err(|_| InstanceError::TimedOut(deadline))
+                tokio::time::timeout(deadline, clock.track(run))
+                    .await
+                    .map_err(|_| InstanceError::TimedOut(deadline))
             }
             .instrument(tracing::Span::current()),
         );

@@ -70,13 +70,14 @@ impl Service {
         let mut store = GuestState::new(&self.workload, &self.name, &env, &self.output)
             .with_cpu_budget(budget)
             .into_store(self.pre.engine());
-        let command = match self.pre.instantiate_async(&mut store).await {
+        let clock = store.data().slice_clock();
+        let command = match clock.clone().track(self.pre.instantiate_async(&mut store)).await {
             Ok(command) => command,
             Err(e) => return format!("instantiation failed: {e:#}"),
         };
         // Ready only once it has stayed up a moment: a service that crashes at start must not
         // look ready between its restarts.
-        let run = command.wasi_cli_run().call_run(&mut store);
+        let run = clock.track(command.wasi_cli_run().call_run(&mut store));
         tokio::pin!(run);
         let outcome = tokio::select! {
             outcome = &mut run => outcome,

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench neighbours` after the guests are built (`bash scripts/test.sh` builds
 //! them). Each scenario starts the release `switchyard up --shards 1` (so the neighbour and the
-//! attacker share one shard), waits until both run, then times `BENCH_REQUESTS` (default 300)
+//! attacker share one shard), waits until both run, then times `BENCH_REQUESTS` (default 2,000, so a run spans a throttled attacker's on and off
+//! halves of each second; `BENCH_SCENARIOS=idle,spin` runs some)
 //! sequential `POST /echo` requests of the neighbour through its gateway and echo service.
 
 #[path = "../tests/support/mod.rs"]
@@ -75,7 +76,7 @@ fn main() {
         println!("neighbours: skipped (run with `cargo bench --bench neighbours`)");
         return;
     }
-    let count: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let count: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     // BENCH_SCENARIOS=idle,deny runs only those (idle first, for the ratio).
     let chosen = std::env::var("BENCH_SCENARIOS").ok();
     let wanted =

@@ -20,8 +20,12 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 /// The largest linear memory a guest may grow to.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
-/// The longest a guest runs before it yields its shard to whatever else is ready there.
-pub const TIME_SLICE: Duration = Duration::from_millis(1);
+/// The longest a guest runs before it yields its shard to whatever else is ready there. 500 µs:
+/// a neighbour's request that arrives while a busy guest runs waits out at most one slice, and
+/// a request's path crosses a shard about twice — at 1 ms the neighbour's p99 was 2.3 ms beside a
+/// busy guest (2.4–3.5× idle), at 500 µs 1.2–1.3 ms (1.3–1.5×), for +2.4 % on the guest echo
+/// bench (`docs/benchmarks.md`).
+pub const TIME_SLICE: Duration = Duration::from_micros(500);
 
 /// The engine every component of a host is compiled for and runs in, with `slots` component
 /// instances alive at most (`instance_slots::SlotPlan::total`, which divides them).

@@ -80,7 +80,7 @@ impl Metrics {
             (
                 "switchyard_tenant_cpu_slices_total",
                 "counter",
-                "Time slices (1 ms) at whose end one of the tenant's guests was running: sampled guest CPU time.",
+                "Epoch ticks (every 500 µs) at which one of the tenant's guests was running: sampled guest CPU time.",
                 |u| u.cpu_slices(),
             ),
         ];

@@ -39,8 +39,9 @@ pub fn engine(instances: u32) -> Engine {
     engine_with(instances, false)
 }
 
-/// As [`engine`], with epoch interruption and a thread advancing the epoch every millisecond:
-/// guests are time-sliced as `switchyard up` runs them (`src/host/engine.rs`).
+/// As [`engine`], with epoch interruption and a thread advancing the epoch every 500 µs (the
+/// host's `TIME_SLICE`, `src/host/engine.rs`): every tick a guest runs at is a yield here, the
+/// most the host's slicing can cost (the host yields only after a whole slice of running).
 pub fn sliced_engine(instances: u32) -> Engine {
     let engine = engine_with(instances, true);
     let weak = engine.weak();
@@ -48,7 +49,7 @@ pub fn sliced_engine(instances: u32) -> Engine {
         while let Some(engine) = weak.upgrade() {
             engine.increment_epoch();
             drop(engine);
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(std::time::Duration::from_micros(500));
         }
     });
     engine

@@ -84,7 +84,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut idle_p99 = None;
-        for scenario in ["idle", "spin", "pingpong", "shout", "deny", "slow handlers"] {
+        for scenario in ["idle", "spin", "pingpong", "churn", "shout", "deny", "slow handlers"] {
             if !wanted(scenario) {
                 continue;
             }

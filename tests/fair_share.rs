@@ -1,8 +1,9 @@
 //! Fair share of the shards (THREATS.md invariant 2), as hostile tenants try it; every attack runs
 //! beside a neighbour on its shard and one on the other. First, a service that
-//! computes without pause, and one that ping-pongs single bytes over its own virtual network
-//! (every read already satisfied, so it never waits on anything). Each shares a shard with a
-//! well-behaved tenant (`--shards 2`: tenants 0 and 2 on one, 1 and 3 on the other), whose
+//! computes without pause, one that ping-pongs single bytes over its own virtual network
+//! (every read already satisfied, so it never waits on anything), and one that connects, accepts
+//! and closes over it in a loop. Each shares a shard with a well-behaved tenant (`--shards 2`:
+//! tenants 0 and 2 on one, 1 and 3 on the other), whose
 //! requests through its own echo service must all succeed while the attacks run.
 //!
 //! Without preemption each attacker keeps its shard for the whole `HOG_HOLD_SECONDS`, and every
@@ -21,24 +22,30 @@ const ATTACK_SECONDS: u64 = 120;
 
 fn config(admin: SocketAddr, ingress: SocketAddr) -> String {
     let hog = guest("socket-hog.wasm");
-    let attacker = |name: &str, mode: &str| {
+    let service = |mode: &str| {
         format!(
             r#"
-  - name: {name}
-    allowed_hosts: []
-    components:
-      - name: hog
+      - name: {mode}
         kind: service
         wasm: {hog}
         env: {{ HOG_MODE: {mode}, HOG_HOLD_SECONDS: "{ATTACK_SECONDS}" }}"#
         )
     };
+    // The spinner alone beside the neighbour of shard 0 (so it passes its CPU budget); the
+    // pinger tenant's two services beside the neighbour of shard 1.
     format!(
-        "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}{}{}\n",
+        "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}
+  - name: spinner
+    allowed_hosts: []
+    components:{}
+  - name: pinger
+    allowed_hosts: []
+    components:{}{}\n",
         echo_tenant("same-shard", ingress),
         echo_tenant("other-shard", ingress),
-        attacker("spinner", "spin"),
-        attacker("pinger", "pingpong"),
+        service("spin"),
+        service("pingpong"),
+        service("churn"),
     )
 }
 
@@ -51,6 +58,7 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
     switchyard.wait_for_log("socket-hog: spin: started", Duration::from_secs(60));
     let spinning_since = Instant::now();
     switchyard.wait_for_log("socket-hog: pingpong: started", Duration::from_secs(60));
+    switchyard.wait_for_log("socket-hog: churn: started", Duration::from_secs(60));
     switchyard.wait_for_log_count("echo-service: listening on", 2, Duration::from_secs(60));
 
     let mut slowest = Duration::ZERO;
@@ -75,12 +83,12 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
         let (status, report) = switchyard.healthz().await;
         assert_eq!(status, 200, "a tenant over its CPU budget made the host not ready: {report}");
         health = report;
-        if health.contains("notice: tenant spinner: component hog: over its CPU budget") {
+        if health.contains("notice: tenant spinner: component spin: over its CPU budget") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(health.contains("tenant spinner: component hog: over its CPU budget"), "not named: {health}");
+    assert!(health.contains("tenant spinner: component spin: over its CPU budget"), "not named: {health}");
     let ran_ms = spinning_since.elapsed().as_millis() as u64;
     let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
     let slices = metrics
@@ -166,6 +174,12 @@ async fn a_tenant_at_its_instance_cap_is_refused_alone_and_lingering_instances_a
         }
     }
     assert_eq!((refused, timed_out), (180, 20), "refused at the cap, and timed out at request_timeout");
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    for (budget, count) in [("max_instances", 180), ("request_timeout", 20), ("shared_slots", 0)] {
+        let line =
+            format!(r#"switchyard_tenant_refusals_total{{tenant="greedy",budget="{budget}"}} {count}"#);
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
 
     // A handler that answers and then sleeps holds no instance once its answer is sent: 60 in a
     // row, three times the cap, are all answered.

@@ -80,6 +80,14 @@ async fn a_tenant_filling_the_shared_instance_slots_leaves_its_neighbours_their_
     let (status, body) = request(ingress, "greedy.localhost", "GET", "/sleep/60", b"").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("instance slots"), "{body}");
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    assert!(metrics.contains("switchyard_shared_instance_slots 1000\n"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with(r#"switchyard_tenant_refusals_total{tenant="greedy",budget="shared_slots"} "#)
+            && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 
     for answer in lingering {
         answer.abort();

@@ -99,6 +99,14 @@ async fn request_bodies_are_held_to_their_tenants_size_and_pace() {
     let (answer, took) = raw(ingress, head, &[b"a", b"b", b"c", b"d"], Duration::from_secs(3)).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "a trickled body was read: {answer}");
     assert!(took < Duration::from_secs(20), "the trickled body held its instance for {took:?}");
+
+    // Each refusal is counted against the budget that made it.
+    let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
+    for (budget, count) in [("max_request_body_mib", 2), ("request_body_timeout", 1), ("request_timeout", 0)]
+    {
+        let line = format!(r#"switchyard_tenant_refusals_total{{tenant="acme",budget="{budget}"}} {count}"#);
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }

@@ -22,11 +22,12 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
-use super::instance_slots::InstanceSlot;
+use super::instance_slots::{InstanceSlot, NoSlot};
 use super::listener::{Listener, http1_server};
 use super::request_body::BoundedBody;
 use super::request_instance::{InstanceError, tie_to_body};
 use super::shards::Shards;
+use super::tenant_usage::Refusal;
 use crate::config::EnvValue;
 
 /// The identifier of one ingress request: unique within this process (a per-start prefix and a
@@ -81,7 +82,8 @@ impl HttpComponent {
             .into_store(self.pre.engine());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (limit, idle) = (self.workload.max_request_body, self.workload.request_body_timeout);
-        let request = request.map(|body| BoundedBody::new(body, limit, idle));
+        let usage = self.workload.usage.clone();
+        let request = request.map(|body| BoundedBody::new(body, limit, idle, usage));
         let request = store
             .data_mut()
             .http()
@@ -234,6 +236,7 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > component.workload.max_request_body) {
+        component.workload.usage.count_refusal(Refusal::MaxRequestBody);
         return text(
             413,
             "the request body is larger than this tenant accepts (limits.max_request_body_mib)\n".to_owned(),
@@ -244,6 +247,10 @@ async fn dispatch(
     let slot = match component.workload.usage.try_instance() {
         Ok(slot) => slot,
         Err(refusal) => {
+            component.workload.usage.count_refusal(match refusal {
+                NoSlot::TenantCap => Refusal::MaxInstances,
+                NoSlot::HostFull => Refusal::SharedSlots,
+            });
             // Debug only: the tenant decides how often this happens.
             tracing::debug!(
                 tenant = &*component.workload.tenant,
@@ -263,13 +270,14 @@ async fn dispatch(
         path = request.uri().path(),
         status = tracing::field::Empty,
     );
-    let task =
-        shards.spawn(component.workload.shard, component.handle(request, slot).instrument(span.clone()));
+    let task = shards
+        .spawn(component.workload.shard, component.clone().handle(request, slot).instrument(span.clone()));
     // The details (traps, the component's errors) go to the log; the client, who may be anyone,
     // gets a short message and the id to quote.
     let response = match task.await {
         Ok(Ok(response)) => response,
         Ok(Err(e @ InstanceError::TimedOut(_))) => {
+            component.workload.usage.count_refusal(Refusal::RequestTimeout);
             tracing::warn!(parent: &span, "request failed: {e}");
             text(504, format!("the component did not answer in time (request id {request_id})\n"))
         }

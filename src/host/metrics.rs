@@ -10,7 +10,7 @@ use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
 
 use super::instance_slots::{SHARED_SLOTS, SharedSlots};
-use super::tenant_usage::TenantUsage;
+use super::tenant_usage::{Refusal, TenantUsage};
 
 /// A per-tenant metric family: name, type, help, and how to read its value.
 type TenantFamily = (&'static str, &'static str, &'static str, fn(&TenantUsage) -> u64);
@@ -88,6 +88,22 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (tenant, usage) in self.tenants.iter() {
                 let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", escape(tenant), value(usage));
+            }
+        }
+        let name = "switchyard_tenant_refusals_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The tenant's requests refused or cut short, by the budget (limits key) that did it.\n# TYPE {name} counter"
+        );
+        for (tenant, usage) in self.tenants.iter() {
+            for budget in Refusal::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{tenant=\"{}\",budget=\"{}\"}} {}",
+                    escape(tenant),
+                    budget.label(),
+                    usage.refusals(budget)
+                );
             }
         }
         out

@@ -13,6 +13,8 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error;
 
+use super::tenant_usage::{Refusal, TenantUsage};
+
 /// A request body with a size cap and an idle time-out.
 pub struct BoundedBody {
     inner: Incoming,
@@ -20,14 +22,23 @@ pub struct BoundedBody {
     remaining: u64,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    usage: TenantUsage,
+    refused: bool,
 }
 
 impl BoundedBody {
     /// `inner`, of which at most `limit` bytes are read, each piece within `idle_timeout` of the
-    /// one before (or of the start).
-    pub fn new(inner: Incoming, limit: u64, idle_timeout: Duration) -> Self {
+    /// one before (or of the start); a body cut short counts once against `usage`.
+    pub fn new(inner: Incoming, limit: u64, idle_timeout: Duration, usage: TenantUsage) -> Self {
         let idle = Box::pin(tokio::time::sleep(idle_timeout));
-        BoundedBody { inner, limit, remaining: limit, idle_timeout, idle }
+        BoundedBody { inner, limit, remaining: limit, idle_timeout, idle, usage, refused: false }
+    }
+
+    fn refuse(&mut self, budget: Refusal, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if !std::mem::replace(&mut self.refused, true) {
+            self.usage.count_refusal(budget);
+        }
+        Poll::Ready(Some(Err(error)))
     }
 }
 
@@ -41,7 +52,8 @@ impl Body for BoundedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let len = frame.data_ref().map_or(0, |data| data.len() as u64);
                 if len > this.remaining {
-                    return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(this.limit)))));
+                    let limit = this.limit;
+                    return this.refuse(Refusal::MaxRequestBody, Error::HttpRequestBodySize(Some(limit)));
                 }
                 this.remaining -= len;
                 this.idle.as_mut().reset(Instant::now() + this.idle_timeout);
@@ -50,7 +62,7 @@ impl Body for BoundedBody {
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Ready(()) => this.refuse(Refusal::RequestBodyTimeout, Error::ConnectionReadTimeout),
                 Poll::Pending => Poll::Pending,
             },
         }

@@ -10,7 +10,8 @@
 //!   `limits.max_instances` and the host's slots (`instance_slots`): a request beyond gets `503`,
 //!   nobody else's.
 //!
-//! All three are on `/metrics`.
+//! All three are on `/metrics`, with how many of the tenant's requests each budget refused or
+//! cut short ([`Refusal`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,13 +27,57 @@ pub struct TenantUsage {
     memory_limit: usize,
     cpu_slices: Arc<AtomicU64>,
     slots: TenantSlots,
+    refusals: Arc<[AtomicU64; Refusal::ALL.len()]>,
+}
+
+/// A budget of the tenant's that refused one of its requests, or cut it short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `limits.max_instances` instances were alive (`503`).
+    MaxInstances,
+    /// The tenant's reserve was in use and the host's shared slots all taken (`503`).
+    SharedSlots,
+    /// The body was larger than `limits.max_request_body_mib` (`413`, or a failed read).
+    MaxRequestBody,
+    /// The body paused longer than `limits.request_body_timeout` (a failed read).
+    RequestBodyTimeout,
+    /// No response within `limits.request_timeout` (`504`).
+    RequestTimeout,
+}
+
+impl Refusal {
+    /// Every kind, in the order `/metrics` lists them.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::MaxInstances,
+        Refusal::SharedSlots,
+        Refusal::MaxRequestBody,
+        Refusal::RequestBodyTimeout,
+        Refusal::RequestTimeout,
+    ];
+
+    /// Its label on `/metrics`: the limit's key, or `shared_slots`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::MaxInstances => "max_instances",
+            Refusal::SharedSlots => "shared_slots",
+            Refusal::MaxRequestBody => "max_request_body_mib",
+            Refusal::RequestBodyTimeout => "request_body_timeout",
+            Refusal::RequestTimeout => "request_timeout",
+        }
+    }
 }
 
 impl TenantUsage {
     /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together and
     /// whose http instances take `slots`.
     pub fn new(memory_limit: usize, slots: TenantSlots) -> Self {
-        TenantUsage { memory_used: Arc::default(), memory_limit, cpu_slices: Arc::default(), slots }
+        TenantUsage {
+            memory_used: Arc::default(),
+            memory_limit,
+            cpu_slices: Arc::default(),
+            slots,
+            refusals: Arc::default(),
+        }
     }
 
     /// A slot for one more http component instance, if the tenant is below its cap and has one
@@ -59,6 +104,16 @@ impl TenantUsage {
     /// Time slices in which one of the tenant's guests was running.
     pub fn cpu_slices(&self) -> u64 {
         self.cpu_slices.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request refused or cut short by `budget`.
+    pub fn count_refusal(&self, budget: Refusal) {
+        self.refusals[budget as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused or cut short by `budget` so far.
+    pub fn refusals(&self, budget: Refusal) -> u64 {
+        self.refusals[budget as usize].load(Ordering::Relaxed)
     }
 
     /// Counts one slice of running guest code.

@@ -13,13 +13,15 @@
 //! - `spin` — computes without pause (no host call for seconds at a time) for `HOG_HOLD_SECONDS`.
 //! - `pingpong` — listens on `127.0.0.1:7300`, connects to itself, and sends one byte back and
 //!   forth with no pause for `HOG_HOLD_SECONDS`: every read finds its byte already there.
+//! - `churn` — listens on `127.0.0.1:7400` and connects to itself, accepts and closes both ends,
+//!   again and again with no pause for `HOG_HOLD_SECONDS`.
 //!
 //! - `deny` — connects to `HOG_TARGET` (default `10.9.9.9:80`, which its policy denies) and looks
 //!   up `denied.example` as fast as it can for `HOG_HOLD_SECONDS`.
 //! - `shout` — prints as fast as it can for `HOG_HOLD_SECONDS`: lines that try to pass for the
 //!   host's own (an escape sequence, a carriage return, a newline and a fake `INFO` line).
 //!
-//! `spin`, `pingpong`, `deny` and `shout` print `socket-hog: <mode>: started` first, and their report
+//! `spin`, `pingpong`, `churn`, `deny` and `shout` print `socket-hog: <mode>: started` first, and their report
 //! when the time is up.
 //!
 //! It prints one line with what it got (`socket-hog: <mode>: <n> ..., then <error>`), then holds
@@ -110,6 +112,13 @@ fn main() {
                 Err(e) => format!("ping-pong failed: {e}"),
             }
         }
+        "churn" => {
+            println!("socket-hog: churn: started");
+            match churn(Duration::from_secs(hold)) {
+                Ok(connections) => format!("{connections} connections opened, accepted and closed"),
+                Err(e) => format!("churn failed: {e}"),
+            }
+        }
         "deny" => {
             use std::net::ToSocketAddrs;
             println!("socket-hog: deny: started");
@@ -163,7 +172,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog, flood, spin, pingpong, deny or shout)"
+                "socket-hog: unknown HOG_MODE `{other}` (sockets, bind, backlog, flood, spin, pingpong, churn, deny or shout)"
             );
             std::process::exit(2);
         }
@@ -175,6 +184,22 @@ fn main() {
 
 /// Sends one byte back and forth between the two ends of a connection to itself until `time` is
 /// up (the clock read once per 4,096 exchanges); how many exchanges were made.
+/// Connects to itself, accepts and closes, for `time`; how many connections.
+fn churn(time: Duration) -> std::io::Result<u64> {
+    let listener = TcpListener::bind("127.0.0.1:7400")?;
+    let until = Instant::now() + time;
+    let mut connections = 0u64;
+    while Instant::now() < until {
+        for _ in 0..256 {
+            let client = TcpStream::connect("127.0.0.1:7400")?;
+            let (server, _) = listener.accept()?;
+            drop((client, server));
+        }
+        connections += 256;
+    }
+    Ok(connections)
+}
+
 fn ping_pong(time: Duration) -> std::io::Result<u64> {
     let listener = TcpListener::bind("127.0.0.1:7300")?;
     let mut client = TcpStream::connect("127.0.0.1:7300")?;

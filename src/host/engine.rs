@@ -1,6 +1,5 @@
 //! The one wasmtime engine of a host: async, with the pooling instance allocator sized for many
-//! short-lived per-request instances, time-sliced guests, and component loading with a clear
-//! error per file.
+//! short-lived per-request instances, and time-sliced guests.
 //!
 //! Time slicing (THREATS.md invariant 2): the engine is built with epoch interruption, one thread
 //! advances the epoch every [`TIME_SLICE`], and every store runs its guest with
@@ -8,13 +7,11 @@
 //! shard back to the other tasks there at least once per slice and then goes on.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::component::Component;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
 /// The largest linear memory a guest may grow to.
@@ -139,14 +136,6 @@ pub fn end_of_slice(clock: &SliceClock) -> UpdateDeadline {
 pub fn time_sliced<T: 'static>(store: &mut Store<T>, on_slice: fn(&mut T) -> UpdateDeadline) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| Ok(on_slice(context.data_mut())));
-}
-
-/// Compiles the component at `path`; `what` names it in errors (`tenant acme, component web`).
-pub fn load_component(engine: &Engine, path: &Path, what: &str) -> anyhow::Result<Component> {
-    let bytes = std::fs::read(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
-    Component::new(engine, &bytes).map_err(|e| {
-        anyhow::Error::from(e).context(format!("{what}: {} is not a valid component", path.display()))
-    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! - each tenant with http components keeps a **reserve** of `min(limits.max_instances,
 //!   RESERVED_SLOTS)` slots that only its own requests use;
 //! - [`SHARED_SLOTS`] more that any tenant borrows past its reserve, up to its own
-//!   `limits.max_instances`.
+//!   `limits.max_instances` (none when no tenant has http components).
 //!
 //! A request takes its tenant's cap permit first, then a reserved slot, then a shared one; with
 //! none left it is refused with `503` — its own, never a neighbour's. Operators choose the caps,
@@ -40,25 +40,28 @@ pub struct SlotPlan {
     pub services: u32,
     /// The tenants' reserves together.
     pub reserved: u32,
+    /// [`SHARED_SLOTS`] when any tenant has http components, else none.
+    pub shared: u32,
 }
 
 /// The config needs more slots than one host holds.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the tenants need {needed} instance slots ({services} services, {reserved} reserved for http \
-     components: min(limits.max_instances, {RESERVED_SLOTS}) per tenant, {SHARED_SLOTS} shared), \
+     components: min(limits.max_instances, {RESERVED_SLOTS}) per tenant, {shared} shared), \
      more than the {MAX_SLOTS} one host holds; run fewer tenants on this host"
 )]
 pub struct TooManySlots {
     needed: u64,
     services: u32,
     reserved: u32,
+    shared: u32,
 }
 
 impl SlotPlan {
     /// The slots `config` needs.
     pub fn for_config(config: &Config) -> Result<Self, TooManySlots> {
-        let (mut services, mut reserved) = (0u64, 0u64);
+        let (mut services, mut reserved, mut shared) = (0u64, 0u64, 0u32);
         for tenant in &config.tenants {
             let mut has_http = false;
             for component in &tenant.components {
@@ -69,19 +72,25 @@ impl SlotPlan {
             }
             if has_http {
                 reserved += u64::from(tenant.limits.max_instances.min(RESERVED_SLOTS));
+                shared = SHARED_SLOTS;
             }
         }
-        let needed = services + reserved + u64::from(SHARED_SLOTS);
+        let needed = services + reserved + u64::from(shared);
         let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         if needed > u64::from(MAX_SLOTS) {
-            return Err(TooManySlots { needed, services: to_u32(services), reserved: to_u32(reserved) });
+            return Err(TooManySlots {
+                needed,
+                services: to_u32(services),
+                reserved: to_u32(reserved),
+                shared,
+            });
         }
-        Ok(SlotPlan { services: to_u32(services), reserved: to_u32(reserved) })
+        Ok(SlotPlan { services: to_u32(services), reserved: to_u32(reserved), shared })
     }
 
     /// Every slot: services, reserves and the shared ones (at most [`MAX_SLOTS`]).
     pub fn total(&self) -> u32 {
-        self.services + self.reserved + SHARED_SLOTS
+        self.services + self.reserved + self.shared
     }
 }
 

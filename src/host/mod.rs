@@ -11,6 +11,7 @@
 //! ```
 
 mod admin;
+mod components;
 mod cpu_budget;
 mod embedded;
 mod engine;
@@ -93,10 +94,12 @@ async fn run(
         slots = slots.total(),
         services = slots.services,
         reserved = slots.reserved,
-        shared = instance_slots::SHARED_SLOTS,
+        shared = slots.shared,
         "instance slots"
     );
     let shared_slots = instance_slots::SharedSlots::new();
+    let loading = std::time::Instant::now();
+    let mut components = components::Components::new(&engine, &base.join(&config.state_dir));
     let linker = guest::linker(&engine)?;
     let resolver = match Resolver::system(config.dns.timeout) {
         Ok(resolver) => resolver,
@@ -151,7 +154,7 @@ async fn run(
         for component in &tenant.components {
             let what = format!("tenant {}: component {}", tenant.name, component.name);
             let wasm = base.join(&component.wasm);
-            let compiled = engine::load_component(&engine, &wasm, &what)?;
+            let compiled = components.load(&wasm, &what)?;
             match &component.kind {
                 ComponentKind::Service(restart) => {
                     let service = Service::new(
@@ -183,6 +186,19 @@ async fn run(
             tracing::info!(tenant = tenant.name, component = component.name, wasm = %wasm.display(), "component loaded");
         }
     }
+
+    let counts = components.counts();
+    tracing::info!(
+        compiled = counts.compiled,
+        from_disk = counts.from_disk,
+        shared = counts.shared,
+        took_ms = loading.elapsed().as_millis() as u64,
+        "components ready: {} compiled, {} read from state_dir, {} shared",
+        counts.compiled,
+        counts.from_disk,
+        counts.shared,
+    );
+    drop(components);
 
     let mut tasks = Vec::new();
     for (shard, forward) in mounted {

@@ -12,6 +12,7 @@ use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 use mysql_common::io::ParseBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::pool::Slot;
 use crate::protocol::client_handshake::{self, Login, LoginError};
 use crate::protocol::framing::{FrameError, PacketConn, Sequence};
 use crate::protocol::packets::{self, Malformed};
@@ -155,6 +156,9 @@ pub struct BackendConn {
     /// connection serves anyone else.
     diagnostics_left: bool,
     listed: Entry<ServerRow>,
+    /// Its place under the pool's `max_connections`, given back when the connection drops
+    /// (declared last: the socket is closed first).
+    slot: Option<Slot>,
 }
 
 impl std::fmt::Debug for BackendConn {
@@ -168,6 +172,16 @@ impl std::fmt::Debug for BackendConn {
 }
 
 impl BackendConn {
+    /// Makes this connection hold `slot` (given back when it drops).
+    pub(crate) fn hold(&mut self, slot: Slot) {
+        self.slot = Some(slot);
+    }
+
+    /// The slot this connection holds, taken out (to open its replacement in it).
+    pub(crate) fn take_slot(&mut self) -> Option<Slot> {
+        self.slot.take()
+    }
+
     /// Connects through `connector`, logs in and turns on session tracking.
     pub async fn open(
         connector: &dyn Connector,
@@ -238,6 +252,7 @@ impl BackendConn {
             dirty: false,
             diagnostics_left: false,
             listed,
+            slot: None,
         };
         backend_conn.setup().await?;
         Ok(backend_conn)

@@ -10,7 +10,13 @@
 //! ```
 //!
 //! Invariant: `open` counts every connection that exists or is being opened, so it never
-//! exceeds `max_connections`; the lock is never held across an await.
+//! exceeds `max_connections`: each is a [`Slot`] the connection holds, which gives itself back
+//! when dropped (`pool/slot.rs`). The lock is never held across an await, and no connection is
+//! dropped under it.
+
+mod slot;
+
+pub(crate) use slot::Slot;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -121,7 +127,7 @@ impl std::fmt::Debug for Pool {
 
 enum Step {
     Take(BackendConn, Instant),
-    Open,
+    Open(Slot),
     Replace(BackendConn),
     Wait(u64, oneshot::Receiver<Result<BackendConn, CheckoutError>>),
 }
@@ -240,16 +246,21 @@ impl Pool {
                             && conn.ping().await.is_err())
                     {
                         self.shared.stats.error(ErrorKind::BackendBroken);
-                        self.forget();
+                        drop(conn);
                         continue;
                     }
                     conn.set_in_use(true);
                     conn
                 }
-                Step::Open => self.open(found_rows).await?,
-                Step::Replace(old) => {
+                Step::Open(slot) => self.open(found_rows, slot).await?,
+                Step::Replace(mut old) => {
+                    // Its replacement is opened in its slot.
+                    let slot = old.take_slot();
                     old.quit().await;
-                    self.open(found_rows).await?
+                    match slot {
+                        Some(slot) => self.open(found_rows, slot).await?,
+                        None => continue,
+                    }
                 }
                 Step::Wait(id, rx) => self.wait(id, rx, started).await?,
             };
@@ -269,7 +280,7 @@ impl Pool {
             }
             if pool.open < self.shared.config.max_connections {
                 pool.open += 1;
-                return Step::Open;
+                return Step::Open(Slot::counted(&self.shared));
             }
             if let Some(at) = pool.idle.iter().position(|i| !matching(i)) {
                 return Step::Replace(pool.idle.remove(at).conn);
@@ -303,12 +314,18 @@ impl Pool {
         opened
     }
 
-    /// Opens a connection whose slot is already counted in `open`; gives the slot back on failure.
-    async fn open(&self, found_rows: bool) -> Result<BackendConn, CheckoutError> {
-        self.connect(found_rows).await.map_err(|error| {
-            self.forget();
-            CheckoutError::Backend { pool: self.shared.config.name.clone(), error }
-        })
+    /// Opens a connection in `slot`; on failure the slot is dropped (given back).
+    async fn open(&self, found_rows: bool, slot: Slot) -> Result<BackendConn, CheckoutError> {
+        match self.connect(found_rows).await {
+            Ok(mut conn) => {
+                conn.hold(slot);
+                Ok(conn)
+            }
+            Err(error) => {
+                drop(slot);
+                Err(CheckoutError::Backend { pool: self.shared.config.name.clone(), error })
+            }
+        }
     }
 
     async fn wait(
@@ -346,8 +363,9 @@ impl Pool {
         }
     }
 
-    /// A connection is gone: frees its slot, and opens one for the head waiter if any.
-    fn forget(&self) {
+    /// A slot was dropped: it goes to an open for the head waiter if one waits, else back to the
+    /// pool.
+    fn slot_freed(&self) {
         let head_wants = {
             let mut pool = self.lock();
             pool.open -= 1;
@@ -358,22 +376,25 @@ impl Pool {
             head
         };
         if let Some(found_rows) = head_wants {
-            self.open_for_waiter(found_rows);
+            self.open_for_waiter(found_rows, Slot::counted(&self.shared));
         }
     }
 
     /// Opens a connection in the background and hands it to the head waiter. If the open
     /// fails, that waiter gets the error and the next waiter gets an open of its own, so a
     /// backend that is down fails every waiter at once instead of leaving them to time out.
-    fn open_for_waiter(&self, found_rows: bool) {
+    fn open_for_waiter(&self, found_rows: bool, slot: Slot) {
         let pool = self.clone();
         tokio::spawn(async move {
-            let mut found_rows = found_rows;
+            let (mut found_rows, mut slot) = (found_rows, slot);
             loop {
                 match pool.connect(found_rows).await {
-                    Ok(conn) => return pool.hand_over(conn).await,
+                    Ok(mut conn) => {
+                        conn.hold(slot);
+                        return pool.hand_over(conn).await;
+                    }
                     Err(error) => {
-                        let (waiter, next) = pool.give_back_slot();
+                        let (waiter, next) = pool.give_back_slot(slot);
                         if let Some(waiter) = waiter {
                             let _ = waiter.tx.send(Err(CheckoutError::Backend {
                                 pool: pool.shared.config.name.clone(),
@@ -381,7 +402,7 @@ impl Pool {
                             }));
                         }
                         match next {
-                            Some(next) => found_rows = next,
+                            Some(next) => (found_rows, slot) = next,
                             None => return,
                         }
                     }
@@ -390,9 +411,10 @@ impl Pool {
         });
     }
 
-    /// Frees a slot whose connection could not be opened: the head waiter, to be told, and
-    /// whether the next waiter gets the slot back for an open of its own (then it is counted).
-    fn give_back_slot(&self) -> (Option<Waiter>, Option<bool>) {
+    /// Frees `slot`, whose connection could not be opened: the head waiter, to be told, and
+    /// the next waiter's open of its own (in a slot counted for it), if one waits.
+    fn give_back_slot(&self, slot: Slot) -> (Option<Waiter>, Option<(bool, Slot)>) {
+        slot.into_counted();
         let mut state = self.lock();
         state.open -= 1;
         let waiter = state.waiters.pop_front();
@@ -401,9 +423,10 @@ impl Pool {
             .front()
             .map(|w| w.found_rows)
             .filter(|_| !state.closed && state.open < self.shared.config.max_connections);
-        if next.is_some() {
+        let next = next.map(|found_rows| {
             state.open += 1;
-        }
+            (found_rows, Slot::counted(&self.shared))
+        });
         (waiter, next)
     }
 
@@ -419,21 +442,18 @@ impl Pool {
                     pool.idle.push(Idle { conn, since: Instant::now() });
                     return;
                 }
-                if waiter.is_none() {
-                    pool.open -= 1;
-                }
                 (waiter, pool.closed)
             };
             let Some(waiter) = waiter else {
                 debug_assert!(closed);
-                conn.quit().await;
+                conn.quit().await; // its slot is given back
                 return;
             };
             if waiter.found_rows != conn.found_rows() {
-                // Replace this connection by one of the kind the waiter needs.
+                // Replace this connection by one of the kind the waiter needs: its slot, given
+                // back, goes to an open for the head waiter.
                 self.lock().waiters.push_front(waiter);
                 conn.quit().await;
-                self.open_for_waiter_in_place();
                 return;
             }
             conn.set_in_use(true);
@@ -445,40 +465,28 @@ impl Pool {
         }
     }
 
-    /// The slot of a closed connection goes to the head waiter.
-    fn open_for_waiter_in_place(&self) {
-        let found_rows = self.lock().waiters.front().map(|w| w.found_rows);
-        match found_rows {
-            Some(found_rows) => self.open_for_waiter(found_rows),
-            None => self.lock().open -= 1,
-        }
-    }
-
     /// Returns a connection after a session used it. A broken one is dropped, an expired or
     /// dirty one closed or reset; a healthy one goes to the first waiter or the idle list.
     pub async fn release(&self, mut conn: BackendConn) {
         if conn.is_broken() {
             drop(conn);
-            self.forget();
             return;
         }
         if conn.created().elapsed() >= self.shared.config.max_lifetime {
             self.discard(conn).await;
             return;
         }
+        // A connection that fails any of these is dropped, and its slot with it.
         if conn.in_transaction() && conn.rollback().await.is_err() {
-            self.forget();
             return;
         }
         // Before anyone else can read them (`SHOW WARNINGS` on a connection a session holds).
         if conn.diagnostics_left() && conn.clear_diagnostics().await.is_err() {
-            self.forget();
             return;
         }
         if conn.is_dirty() {
             let initial = SessionState::initial(45, self.shared.config.backend.database.clone(), true);
             if conn.reset(initial).await.is_err() {
-                self.forget();
                 return;
             }
         }
@@ -489,7 +497,6 @@ impl Pool {
     /// cannot serve its session; its slot goes to the head waiter.
     pub async fn discard(&self, conn: BackendConn) {
         conn.quit().await;
-        self.forget();
     }
 
     /// Closes idle connections past `idle_timeout` (above `min_idle`) or `max_lifetime`, and
@@ -514,7 +521,6 @@ impl Pool {
                 }
             }
             pool.idle = keep;
-            pool.open -= expired.len();
             expired
         };
         for conn in expired {
@@ -522,21 +528,21 @@ impl Pool {
         }
         loop {
             let unreachable = self.backend_problem().is_some();
-            let open_one = {
+            let slot = {
                 let mut pool = self.lock();
                 // Up to min_idle; and one while the backend is known unreachable, so that the
                 // pool's readiness recovers by itself when the backend comes back, traffic or not.
                 let wanted = pool.idle.len() < config.min_idle || (pool.idle.is_empty() && unreachable);
                 let room = wanted && pool.open < config.max_connections && !pool.closed;
-                if room {
+                room.then(|| {
                     pool.open += 1;
-                }
-                room
+                    Slot::counted(&self.shared)
+                })
             };
-            if !open_one {
+            let Some(slot) = slot else {
                 return;
-            }
-            match self.open(false).await {
+            };
+            match self.open(false, slot).await {
                 Ok(conn) => self.hand_over(conn).await,
                 Err(_) => return,
             }
@@ -548,9 +554,7 @@ impl Pool {
         let idle: Vec<Idle> = {
             let mut pool = self.lock();
             pool.closed = true;
-            let idle = std::mem::take(&mut pool.idle);
-            pool.open -= idle.len();
-            idle
+            std::mem::take(&mut pool.idle)
         };
         for entry in idle {
             entry.conn.quit().await;

@@ -486,3 +486,37 @@ async fn change_user_is_checked_and_starts_the_session_over() {
     let err = conn.change_user(wrong).await.expect_err("wrong password");
     assert!(err.to_string().contains("Access denied"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_without_release_gives_its_slot_back() {
+    // A session whose task ends with a connection in hand (cancelled, or an early return) must
+    // not keep the slot: with one connection allowed, the next checkout would wait out
+    // checkout_timeout for a connection nobody holds.
+    let tenant = server().tenant("pool_drop_slot", "pw-drop-slot");
+    let published = publish(tenant.clone(), config(&tenant, 1)).await;
+    let pool = published.pooler.pool();
+    let conn = pool.checkout(false, None).await.expect("first checkout");
+    assert_eq!(pool.snapshot().backend_open, 1);
+    drop(conn);
+    assert_eq!(pool.snapshot().backend_open, 0, "the dropped connection's slot is free");
+    let started = std::time::Instant::now();
+    let conn = pool.checkout(false, None).await.expect("a checkout after the drop");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited {:?} for a slot nobody held",
+        started.elapsed()
+    );
+    pool.release(conn).await;
+
+    // Dropped while another session waits: the waiter gets a connection of its own.
+    let held = pool.checkout(false, None).await.expect("held");
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.checkout(false, None).await.map(|_| ()) })
+    };
+    while pool.snapshot().waiting == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(held);
+    waiter.await.expect("waiter task").expect("the waiter is served after the drop");
+}

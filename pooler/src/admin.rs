@@ -89,7 +89,15 @@ impl Admin {
                     .answer(&String::from_utf8_lossy(&payload[1..]))
                 {
                     Ok((columns, rows)) => {
-                        resultset::write(&mut conn, &mut seq, hello.caps, &columns, &rows).await
+                        resultset::write(
+                            &mut conn,
+                            &mut seq,
+                            hello.caps,
+                            StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+                            &columns,
+                            &rows,
+                        )
+                        .await
                     }
                     Err(message) => conn.send(&mut seq, &packets::err(ER_PARSE, b"42000", &message)).await,
                 },

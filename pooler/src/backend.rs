@@ -12,7 +12,7 @@ use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 use mysql_common::io::ParseBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::pool::Slot;
+use crate::pool::{ServerSettings, Slot};
 use crate::protocol::client_handshake::{self, Login, LoginError};
 use crate::protocol::framing::{FrameError, PacketConn, Sequence};
 use crate::protocol::packets::{self, Malformed};
@@ -422,9 +422,14 @@ impl BackendConn {
         Ok(value)
     }
 
-    /// Reads the server's `@@max_allowed_packet`: the largest packet it takes from a client.
-    pub async fn read_max_allowed_packet(&mut self) -> Result<u64, BackendError> {
-        self.query_number(b"SELECT @@max_allowed_packet").await.map_err(|error| self.broke(error))
+    /// Reads the server's settings that clients ask about (`@@max_allowed_packet`, the largest
+    /// packet it takes from a client, and a fresh session's `@@wait_timeout`).
+    pub async fn read_server_settings(&mut self) -> Result<ServerSettings, BackendError> {
+        let max_allowed_packet =
+            self.query_number(b"SELECT @@max_allowed_packet").await.map_err(|error| self.broke(error))?;
+        let wait_timeout =
+            self.query_number(b"SELECT @@global.wait_timeout").await.map_err(|error| self.broke(error))?;
+        Ok(ServerSettings { max_allowed_packet, wait_timeout })
     }
 
     /// Runs a query of one unsigned number (one column, one row) and reads it.

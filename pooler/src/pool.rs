@@ -50,6 +50,15 @@ pub struct PoolConfig {
     pub health_check_after: Duration,
 }
 
+/// Server settings a pool reads once and answers clients from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// `@@max_allowed_packet`: the largest packet the server takes from a client.
+    pub max_allowed_packet: u64,
+    /// `@@wait_timeout` of a fresh session.
+    pub wait_timeout: u64,
+}
+
 /// Why a checkout failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -103,8 +112,8 @@ struct Shared {
     backend_problem: Mutex<Option<String>>,
     /// The backend's version, learnt once (concurrent first callers wait for the one fetch).
     server_version: tokio::sync::OnceCell<String>,
-    /// The server's `@@max_allowed_packet`, once read.
-    max_allowed_packet: tokio::sync::OnceCell<usize>,
+    /// The server's settings clients ask about, once read.
+    server_settings: tokio::sync::OnceCell<ServerSettings>,
     config: PoolConfig,
     connector: Arc<dyn Connector>,
     state: Mutex<PoolState>,
@@ -140,7 +149,7 @@ impl Pool {
             shared: Arc::new(Shared {
                 backend_problem: Mutex::new(None),
                 server_version: tokio::sync::OnceCell::new(),
-                max_allowed_packet: tokio::sync::OnceCell::new(),
+                server_settings: tokio::sync::OnceCell::new(),
                 config,
                 connector,
                 state: Mutex::new(PoolState::default()),
@@ -197,17 +206,25 @@ impl Pool {
     /// server cannot be asked.
     pub async fn max_client_packet(&self) -> usize {
         let cap = self.shared.config.backend.max_packet;
+        self.server_settings()
+            .await
+            .map_or(cap, |server| cap.min(usize::try_from(server.max_allowed_packet).unwrap_or(usize::MAX)))
+    }
+
+    /// The backend's settings that clients ask about, read once (`None` while the server cannot
+    /// be asked).
+    pub async fn server_settings(&self) -> Option<ServerSettings> {
         let read = self
             .shared
-            .max_allowed_packet
+            .server_settings
             .get_or_try_init(|| async {
                 let mut conn = self.checkout(false, None).await.map_err(|_| ())?;
-                let value = conn.read_max_allowed_packet().await;
+                let settings = conn.read_server_settings().await;
                 self.release(conn).await;
-                value.map(|v| usize::try_from(v).unwrap_or(usize::MAX)).map_err(|_| ())
+                settings.map_err(|_| ())
             })
             .await;
-        read.map_or(cap, |server| cap.min(*server))
+        read.ok().copied()
     }
 
     /// The backend's version string (learnt from the first connection; opens one if needed).

@@ -13,6 +13,7 @@
 
 mod insert_id;
 mod request;
+mod setup_reads;
 mod starting_over;
 mod statements;
 
@@ -328,6 +329,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn query(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
+        if self.answer_setup_reads(sql, seq).await {
+            return;
+        }
         let scan = self.scan(sql);
         if scan.kills {
             let message = "KILL is not supported through the pooler: the connection ids a client sees are \

@@ -205,3 +205,46 @@ async fn a_schema_named_at_login_is_checked_at_login() {
     let schema: Option<String> = conn.query_first("SELECT DATABASE()").await.expect("select");
     assert_eq!(schema.as_deref(), Some("clients_schema"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_set_up_reads_are_answered_by_the_pooler_and_keep_clients_on_it() {
+    let tenant = server().tenant("clients_setup_reads", "pw-setup-reads");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let pool = published.pooler.pool();
+    // The first login reads the server's settings once.
+    let first = published.conn().await;
+    let (max_packet, wait_timeout) = server_answers();
+
+    // mysql_async reads `@@max_allowed_packet,@@wait_timeout` on connect: no checkout for it.
+    let before = pool.snapshot().checkouts;
+    let mut second = published.conn().await;
+    assert_eq!(pool.snapshot().checkouts, before, "a connect's set-up read took a backend connection");
+    let row: (Option<u64>, Option<u64>, Option<String>) = second
+        .query_first("SELECT @@max_allowed_packet, @@wait_timeout, @@socket")
+        .await
+        .expect("read")
+        .expect("row");
+    // The pooler takes what the server takes, within the pool's cap (64 MiB in these tests).
+    assert_eq!(row, (Some(max_packet.min(64 << 20)), Some(wait_timeout), None));
+    second.query_drop("SET SESSION wait_timeout = 77").await.expect("set");
+    let own: Option<u64> = second.query_first("SELECT @@wait_timeout").await.expect("read");
+    assert_eq!(own, Some(77), "a session's own wait_timeout");
+
+    // With its defaults (`prefer_socket`), mysql_async asked for `@@socket` and reconnected to
+    // MariaDB's own socket around the pooler; `NULL` keeps it here.
+    let opts = mysql_async::Opts::from_url(&published.url()).expect("url");
+    let mut direct_if_it_could = mysql_async::Conn::new(opts).await.expect("connect with defaults");
+    let before = pool.snapshot().checkouts;
+    direct_if_it_could.query_drop("DO 1").await.expect("a statement");
+    assert!(pool.snapshot().checkouts > before, "the statement did not go through the pooler");
+    for conn in [first, second, direct_if_it_could] {
+        conn.disconnect().await.expect("quit");
+    }
+}
+
+/// `@@max_allowed_packet` and `@@global.wait_timeout` as the server itself answers them.
+fn server_answers() -> (u64, u64) {
+    let answer = server().root_sql("SELECT @@max_allowed_packet, @@global.wait_timeout");
+    let mut values = answer.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
+    (values.next().expect("max_allowed_packet"), values.next().expect("wait_timeout"))
+}

@@ -99,7 +99,13 @@ async fn a_killed_and_restarted_server_costs_errors_not_hangs() {
         assert!(Instant::now() < deadline, "no client noticed the kill");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // While it is down, a new session is refused with an ERR that says why, not a hang.
+    // While it is down (and the pool knows it: the set-up reads a driver sends on connect are
+    // answered by the pool until then), a new session is refused with an ERR that says why, not a
+    // hang.
+    while published.pooler.pool().backend_problem().is_none() {
+        assert!(Instant::now() < deadline, "the pool never noticed its backend was down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let refused = tokio::time::timeout(NO_HANG, mysql_async::Conn::new(published.opts()))
         .await
         .expect("a login while the server is down does not hang")

@@ -453,11 +453,12 @@ async fn session_mode_keeps_one_connection_per_session_and_resets_it_after() {
     first.query_drop("SET @kept = 7").await.expect("user variable");
     let kept: Option<i64> = first.query_first("SELECT @kept").await.expect("same connection");
     assert_eq!(kept, Some(7));
-    // The only connection is the first session's until it ends (mysql_async's first query on
-    // connecting finds no connection).
-    let err =
-        mysql_async::Conn::new(published.opts()).await.expect_err("no connection while the first lives");
+    // The only connection is the first session's until it ends: a second session logs in (its
+    // driver's set-up read is answered by the pool) and its first statement finds no connection.
+    let mut waiting = published.conn().await;
+    let err = waiting.query_drop("DO 1").await.expect_err("no connection while the first lives");
     assert!(err.to_string().contains("exhausted"), "{err}");
+    drop(waiting);
     first.disconnect().await.expect("quit");
     // Reset on release: the next session finds no trace of the first.
     let mut second = published.conn().await;

@@ -1,4 +1,5 @@
-//! Text result sets the pooler writes itself (the admin interface's answers): column
+//! Text result sets the pooler writes itself (the admin interface's answers, drivers' set-up
+//! reads): column
 //! definitions of `VARCHAR` columns, rows of strings or NULLs, and the terminator in the form
 //! the client negotiated.
 
@@ -51,10 +52,10 @@ pub async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
     seq: &mut Sequence,
     caps: CapabilityFlags,
+    status: StatusFlags,
     columns: &[&str],
     rows: &[Vec<Option<String>>],
 ) -> std::io::Result<()> {
-    let status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
     let mut count = Vec::new();
     put_lenenc(&mut count, columns.len() as u64);
     conn.write_packet(seq, &count).await?;

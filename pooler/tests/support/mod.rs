@@ -86,9 +86,9 @@ impl Published {
         )
     }
 
-    /// `mysql_async` options for this pooler. `prefer_socket` is off: on loopback, mysql_async
-    /// otherwise asks the server for `@@socket` and reconnects to the server's own unix socket,
-    /// around the pooler.
+    /// `mysql_async` options for this pooler. `prefer_socket` is off, so that a test's client
+    /// stays on TCP whatever the pooler answers for `@@socket` (`NULL`; `clients.rs` checks that
+    /// a client with the defaults stays on the pooler).
     pub fn opts(&self) -> mysql_async::Opts {
         let opts = mysql_async::Opts::from_url(&self.url()).expect("url");
         mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).into()

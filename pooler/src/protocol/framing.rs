@@ -17,6 +17,9 @@ pub const MAX_CHUNK: usize = 0xFF_FFFF;
 /// How far ahead of the bytes that arrived the input buffer grows while a packet fills.
 const FILL_STEP: usize = 64 * 1024;
 
+/// The most output buffer a peer waiting for input keeps.
+const IDLE_OUTPUT: usize = 1024;
+
 /// Output buffered beyond this is flushed before more is queued.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -118,8 +121,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     }
 
     /// Waits until at least one byte of a next packet is buffered: `Ok(false)` if the stream
-    /// ends first. Cancel-safe (bytes read stay buffered).
+    /// ends first. Cancel-safe (bytes read stay buffered). An idle peer costs little: with
+    /// nothing buffered, the input buffer is given up (the wait reads into a small one) and so
+    /// is an output buffer grown past [`IDLE_OUTPUT`].
     pub async fn wait_for_input(&mut self) -> std::io::Result<bool> {
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() && self.output.capacity() > IDLE_OUTPUT {
+            self.output = Vec::new();
+        }
         while self.input.is_empty() {
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return Ok(false);

@@ -14,21 +14,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Switchyard, free_port, guest};
-
-fn config(admin: SocketAddr, state_dir: &Path, tenants: usize) -> String {
-    let mut yaml = format!(
-        "version: 1\nstate_dir: \"{}\"\nadmin: {{ listen: \"{admin}\" }}\ntenants:\n",
-        state_dir.display()
-    );
-    for i in 0..tenants {
-        yaml.push_str(&format!(
-            "  - name: t{i}\n    allowed_hosts: []\n    components:\n      - name: echo\n        kind: service\n        wasm: {}\n",
-            guest("echo-service.wasm")
-        ));
-    }
-    yaml
-}
+use support::{Switchyard, echo_service_tenants, free_port};
 
 /// `VmRSS` of process `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -45,8 +31,11 @@ fn rss(pid: u32) -> u64 {
 fn start(state_dir: &Path, tenants: usize) -> (Duration, u64, String) {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let started = Instant::now();
-    let switchyard =
-        Switchyard::start(&format!("bench_startup_{tenants}"), admin, &config(admin, state_dir, tenants));
+    let switchyard = Switchyard::start(
+        &format!("bench_startup_{tenants}"),
+        admin,
+        &echo_service_tenants(admin, state_dir, tenants),
+    );
     switchyard.wait_for_log_count("echo-service: listening on", tenants, Duration::from_secs(600));
     let took = started.elapsed();
     // Settled: the services have printed, nothing else runs.

@@ -9,29 +9,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Switchyard, free_port, guest};
+use support::{Switchyard, echo_service_tenants, free_port};
 
 const TENANTS: usize = 40;
-
-fn config(admin: SocketAddr, state_dir: &Path) -> String {
-    let mut yaml = format!(
-        "version: 1\nstate_dir: \"{}\"\nadmin: {{ listen: \"{admin}\" }}\ntenants:\n",
-        state_dir.display()
-    );
-    for i in 0..TENANTS {
-        yaml.push_str(&format!(
-            "  - name: t{i}\n    allowed_hosts: []\n    components:\n      - name: echo\n        kind: service\n        wasm: {}\n",
-            guest("echo-service.wasm")
-        ));
-    }
-    yaml
-}
 
 /// Starts the host on `state_dir`, waits until every tenant's service listens, and gives the
 /// line that says how its components were obtained.
 fn start(state_dir: &Path) -> (Switchyard, String) {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let switchyard = Switchyard::start("startup", admin, &config(admin, state_dir));
+    let switchyard = Switchyard::start("startup", admin, &echo_service_tenants(admin, state_dir, TENANTS));
     switchyard.wait_for_log_count("echo-service: listening on", TENANTS, Duration::from_secs(60));
     let log = switchyard.log();
     let line = log.lines().find(|l| l.contains("components ready:")).unwrap_or_default().to_owned();

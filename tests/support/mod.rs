@@ -281,6 +281,22 @@ pub fn echo_tenant(name: &str, ingress: SocketAddr) -> String {
     )
 }
 
+/// A config of `tenants` tenants (`t0`, `t1`, ...) that each run one `echo-service`, with its
+/// admin endpoint on `admin` and its state in `state_dir`.
+pub fn echo_service_tenants(admin: SocketAddr, state_dir: &Path, tenants: usize) -> String {
+    let mut yaml = format!(
+        "version: 1\nstate_dir: \"{}\"\nadmin: {{ listen: \"{admin}\" }}\ntenants:\n",
+        state_dir.display()
+    );
+    for i in 0..tenants {
+        yaml.push_str(&format!(
+            "  - name: t{i}\n    allowed_hosts: []\n    components:\n      - name: echo\n        kind: service\n        wasm: {}\n",
+            guest("echo-service.wasm")
+        ));
+    }
+    yaml
+}
+
 /// Sends `count` echo requests to tenant `name` of [`echo_tenant`], one after another; each must
 /// be answered correctly within `within` (a generous bound: figures belong in benchmarks). The
 /// longest one took.

@@ -13,15 +13,15 @@
 //! it, and files are written under a temporary name and renamed, never left half-written.
 
 use std::collections::HashMap;
-use std::fs::DirBuilder;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::state_dir::own_folder;
 
 /// How the components of one start were obtained.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,17 +122,6 @@ impl Components {
             }
         }
     }
-}
-
-/// Creates `dir` if missing and restricts it to its owner; fails when it is not ours.
-fn own_folder(dir: &Path) -> anyhow::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("state_dir: cannot restrict {} to its owner", dir.display()))
 }
 
 /// Keeps `component` in `file` (written whole under a temporary name, then renamed); a failure

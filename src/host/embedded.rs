@@ -9,7 +9,6 @@
 //! OS user that runs Switchyard, by unix-socket authentication (`root` when run as root); a datadir
 //! created before (password-less `root`) is brought to the same state at start.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use switchyard_pooler::{BoxedStream, ConnectFuture, Connector};
 
+use super::state_dir::{own_folder, owner_only};
 use crate::config::{Backend, Config};
 
 /// How long the server may take to accept connections.
@@ -59,12 +59,6 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
-/// Makes `path` readable, writable and searchable by its owner only.
-fn owner_only(path: &Path, mode: u32) -> anyhow::Result<()> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("state_dir: cannot restrict {} to its owner", path.display()))
-}
-
 /// A backtick-quoted identifier.
 fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -81,10 +75,8 @@ impl EmbeddedMariaDb {
     pub fn start(config: &Config, state_dir: &Path) -> anyhow::Result<Self> {
         let dir = state_dir.join("mariadb");
         let data = dir.join("data");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
-        owner_only(state_dir, 0o700)?;
-        owner_only(&dir, 0o700)?;
+        own_folder(state_dir)?;
+        own_folder(&dir)?;
         let dir = dir.canonicalize().with_context(|| format!("state_dir: {}", dir.display()))?;
         let data = dir.join(data.file_name().unwrap_or_default());
         let user = if is_root() { "root".to_owned() } else { std::env::var("USER").unwrap_or_default() };

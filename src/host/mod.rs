@@ -29,6 +29,7 @@ mod request_body;
 mod request_instance;
 mod service;
 mod shards;
+mod state_dir;
 mod tenant_usage;
 
 use std::collections::BTreeMap;

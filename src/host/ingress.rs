@@ -22,7 +22,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, Workload};
 use super::guest_output::ComponentOutput;
-use super::instance_slots::{InstanceSlot, NoSlot};
+use super::instance_slots::InstanceSlot;
 use super::listener::{Listener, http1_server};
 use super::request_body::BoundedBody;
 use super::request_instance::{InstanceError, tie_to_body};
@@ -247,10 +247,6 @@ async fn dispatch(
     let slot = match component.workload.usage.try_instance() {
         Ok(slot) => slot,
         Err(refusal) => {
-            component.workload.usage.count_refusal(match refusal {
-                NoSlot::TenantCap => Refusal::MaxInstances,
-                NoSlot::HostFull => Refusal::SharedSlots,
-            });
             // Debug only: the tenant decides how often this happens.
             tracing::debug!(
                 tenant = &*component.workload.tenant,

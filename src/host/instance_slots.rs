@@ -96,17 +96,26 @@ impl SlotPlan {
 
 /// The host's shared slots, borrowed by tenants past their reserve. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct SharedSlots(Arc<Semaphore>);
+pub struct SharedSlots {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
 
 impl SharedSlots {
-    /// The [`SHARED_SLOTS`] of one host.
-    pub fn new() -> Self {
-        SharedSlots(Arc::new(Semaphore::new(SHARED_SLOTS as usize)))
+    /// The shared slots of `plan`.
+    pub fn new(plan: &SlotPlan) -> Self {
+        let size = plan.shared as usize;
+        SharedSlots { permits: Arc::new(Semaphore::new(size)), size }
     }
 
     /// Shared slots held now.
     pub fn in_use(&self) -> usize {
-        SHARED_SLOTS as usize - self.0.available_permits()
+        self.size - self.permits.available_permits()
+    }
+
+    /// Shared slots in all.
+    pub fn size(&self) -> usize {
+        self.size
     }
 }
 
@@ -152,7 +161,7 @@ impl TenantSlots {
             .reserve
             .clone()
             .try_acquire_owned()
-            .or_else(|_| self.shared.0.clone().try_acquire_owned())
+            .or_else(|_| self.shared.permits.clone().try_acquire_owned())
             .map_err(|_| NoSlot::HostFull)?;
         Ok(InstanceSlot { _slot: slot, _cap: cap })
     }
@@ -178,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_tenant_past_its_reserve_borrows_shared_slots_and_others_keep_their_reserve() {
-        let shared = SharedSlots::new();
+        let shared = SharedSlots::new(&SlotPlan { services: 0, reserved: 0, shared: SHARED_SLOTS });
         let greedy = TenantSlots::new(5_000, shared.clone());
         let neighbour = TenantSlots::new(100, shared.clone());
         let held: Vec<_> = std::iter::from_fn(|| greedy.try_take().ok()).take(5_000).collect();
@@ -194,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_cap_comes_before_any_slot() {
-        let shared = SharedSlots::new();
+        let shared = SharedSlots::new(&SlotPlan { services: 0, reserved: 0, shared: SHARED_SLOTS });
         let small = TenantSlots::new(2, shared.clone());
         let (_a, _b) = (small.try_take().unwrap(), small.try_take().unwrap());
         assert_eq!(small.try_take().err(), Some(NoSlot::TenantCap));

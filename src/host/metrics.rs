@@ -9,7 +9,7 @@ use switchyard_pooler::Pool;
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
 
-use super::instance_slots::{SHARED_SLOTS, SharedSlots};
+use super::instance_slots::SharedSlots;
 use super::tenant_usage::{Refusal, TenantUsage};
 
 /// A per-tenant metric family: name, type, help, and how to read its value.
@@ -46,7 +46,7 @@ impl Metrics {
             (
                 "switchyard_shared_instance_slots_limit",
                 "Instance slots tenants may borrow past their reserve, together.",
-                SHARED_SLOTS as usize,
+                self.shared_slots.size(),
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

@@ -98,7 +98,7 @@ async fn run(
         shared = slots.shared,
         "instance slots"
     );
-    let shared_slots = instance_slots::SharedSlots::new();
+    let shared_slots = instance_slots::SharedSlots::new(&slots);
     let loading = std::time::Instant::now();
     let mut components = components::Components::new(&engine, &base.join(&config.state_dir));
     let linker = guest::linker(&engine)?;

@@ -81,9 +81,15 @@ impl TenantUsage {
     }
 
     /// A slot for one more http component instance, if the tenant is below its cap and has one
-    /// (reserved, or shared) left; the instance counts until the slot drops.
+    /// (reserved, or shared) left; the instance counts until the slot drops. A refusal is
+    /// counted against the budget that made it.
     pub fn try_instance(&self) -> Result<InstanceSlot, NoSlot> {
-        self.slots.try_take()
+        self.slots.try_take().inspect_err(|refusal| {
+            self.count_refusal(match refusal {
+                NoSlot::TenantCap => Refusal::MaxInstances,
+                NoSlot::HostFull => Refusal::SharedSlots,
+            })
+        })
     }
 
     /// Http component instances alive now.
@@ -204,10 +210,8 @@ mod tests {
 
     #[test]
     fn instances_share_their_tenants_budget_and_give_it_back_when_dropped() {
-        let slots = super::super::instance_slots::TenantSlots::new(
-            1,
-            super::super::instance_slots::SharedSlots::new(),
-        );
+        use super::super::instance_slots::{SharedSlots, SlotPlan, TenantSlots};
+        let slots = TenantSlots::new(1, SharedSlots::new(&SlotPlan { services: 0, reserved: 0, shared: 0 }));
         let tenant = TenantUsage::new(100, slots);
         let mut a = tenant.instance();
         let mut b = tenant.instance();

@@ -74,12 +74,11 @@ impl LogBudget {
         }
     }
 
-    /// Whether the caller should arrange a summary of the held-back lines for later: true once
-    /// per run of held-back lines (until [`LogBudget::take_held_back`]).
+    /// Whether the caller should queue this budget for a later summary of its held-back lines:
+    /// true once until [`LogBudget::take_held_back`] (a queued budget is summarised then,
+    /// whatever it held back in the meantime).
     fn summary_needed(&mut self) -> bool {
-        let needed = self.held_back > 0 && !self.summary_due;
-        self.summary_due |= needed;
-        needed
+        !std::mem::replace(&mut self.summary_due, true)
     }
 
     /// The lines held back since the last written one, now reported (the count starts again).
@@ -170,9 +169,6 @@ impl LogGate {
             let mut budget = self.0.lock();
             let verdict = budget.take(Instant::now());
             let due = verdict == LogVerdict::Suppress && budget.summary_needed();
-            if let LogVerdict::Write { held_back } = verdict {
-                budget.summary_due &= held_back == 0;
-            }
             (verdict, due)
         };
         match verdict {

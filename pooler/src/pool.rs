@@ -296,8 +296,7 @@ impl Pool {
                 return Step::Take(idle.conn, idle.since);
             }
             if pool.open < self.shared.config.max_connections {
-                pool.open += 1;
-                return Step::Open(Slot::counted(&self.shared));
+                return Step::Open(Slot::take(pool, &self.shared));
             }
             if let Some(at) = pool.idle.iter().position(|i| !matching(i)) {
                 return Step::Replace(pool.idle.remove(at).conn);
@@ -385,14 +384,14 @@ impl Pool {
     fn slot_freed(&self) {
         let head_wants = {
             let mut pool = self.lock();
-            pool.open -= 1;
             let head = pool.waiters.front().map(|w| w.found_rows).filter(|_| !pool.closed);
-            if head.is_some() {
-                pool.open += 1;
+            if head.is_none() {
+                pool.open -= 1;
             }
             head
         };
         if let Some(found_rows) = head_wants {
+            // The freed place passes on, still counted.
             self.open_for_waiter(found_rows, Slot::counted(&self.shared));
         }
     }
@@ -428,23 +427,18 @@ impl Pool {
         });
     }
 
-    /// Frees `slot`, whose connection could not be opened: the head waiter, to be told, and
-    /// the next waiter's open of its own (in a slot counted for it), if one waits.
+    /// `slot`'s connection could not be opened: the head waiter, to be told, and the next
+    /// waiter's open in the same slot, if one waits (else the slot is given back).
     fn give_back_slot(&self, slot: Slot) -> (Option<Waiter>, Option<(bool, Slot)>) {
-        slot.into_counted();
         let mut state = self.lock();
-        state.open -= 1;
         let waiter = state.waiters.pop_front();
-        let next = state
-            .waiters
-            .front()
-            .map(|w| w.found_rows)
-            .filter(|_| !state.closed && state.open < self.shared.config.max_connections);
-        let next = next.map(|found_rows| {
-            state.open += 1;
-            (found_rows, Slot::counted(&self.shared))
-        });
-        (waiter, next)
+        match state.waiters.front().map(|w| w.found_rows).filter(|_| !state.closed) {
+            Some(found_rows) => (waiter, Some((found_rows, slot))),
+            None => {
+                slot.uncount(&mut state);
+                (waiter, None)
+            }
+        }
     }
 
     /// Gives a healthy connection to the first waiter that still waits, else makes it idle.
@@ -551,10 +545,7 @@ impl Pool {
                 // pool's readiness recovers by itself when the backend comes back, traffic or not.
                 let wanted = pool.idle.len() < config.min_idle || (pool.idle.is_empty() && unreachable);
                 let room = wanted && pool.open < config.max_connections && !pool.closed;
-                room.then(|| {
-                    pool.open += 1;
-                    Slot::counted(&self.shared)
-                })
+                room.then(|| Slot::take(&mut pool, &self.shared))
             };
             let Some(slot) = slot else {
                 return;

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{Pool, Shared};
+use super::{Pool, PoolState, Shared};
 
 /// One counted place under a pool's `max_connections`.
 pub(crate) struct Slot {
@@ -17,14 +17,22 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// A slot the caller has just counted in `open` (under the pool's lock).
-    pub(super) fn counted(pool: &Arc<Shared>) -> Self {
-        Slot { pool: Arc::downgrade(pool) }
+    /// A new place under `max_connections`, counted in `state` (under the pool's lock; the caller
+    /// has checked there is room).
+    pub(super) fn take(state: &mut PoolState, shared: &Arc<Shared>) -> Self {
+        state.open += 1;
+        Slot::counted(shared)
     }
 
-    /// Uncounts nothing: the caller takes the slot's place in `open` over (to give it back its
-    /// own way, under the lock).
-    pub(super) fn into_counted(self) {
+    /// The value of a place already counted in `open` (a freed one passed on).
+    pub(super) fn counted(shared: &Arc<Shared>) -> Self {
+        Slot { pool: Arc::downgrade(shared) }
+    }
+
+    /// Gives the place back under the pool's lock (`state`), without the `Drop` that would take
+    /// the lock again.
+    pub(super) fn uncount(self, state: &mut PoolState) {
+        state.open -= 1;
         std::mem::forget(self);
     }
 }

@@ -1,6 +1,6 @@
 //! One backend connection: its packet stream, what it negotiated, its tracked session state,
 //! the prepared statements it holds, and the pooler's own commands on it (setup, state replay,
-//! rollback, reset, ping).
+//! rollback, reset, ping; what no tracking reports is in `backend/untracked.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
-use mysql_common::io::ParseBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::pool::{ServerSettings, Slot};
+use crate::pool::Slot;
 use crate::protocol::client_handshake::{self, Login, LoginError};
-use crate::protocol::framing::{FrameError, PacketConn, Sequence};
-use crate::protocol::packets::{self, Malformed};
+use crate::protocol::framing::{PacketConn, Sequence};
 use crate::registry::{Entry, Registry, ServerRow};
 use crate::relay::{self, Expect, Outcome, Prepared, RelayError, Sink};
 use crate::state::{ParseContext, Replay, SessionState};
+
+mod untracked;
 
 /// A byte stream to a backend server.
 pub trait BackendStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
@@ -370,98 +370,6 @@ impl BackendConn {
             self.state.set_multi_statements(on);
         }
         Ok(())
-    }
-
-    /// A statement just run may have changed `LAST_INSERT_ID()` here.
-    pub fn forget_insert_id(&mut self) {
-        self.insert_id = None;
-    }
-
-    /// Makes `LAST_INSERT_ID()` return `value` here (`DO LAST_INSERT_ID(value)`), unless it
-    /// already does.
-    pub async fn set_insert_id(&mut self, value: u64) -> Result<(), BackendError> {
-        if self.insert_id == Some(value) {
-            return Ok(());
-        }
-        let sql = format!("DO LAST_INSERT_ID({value})");
-        let outcome = self.command(Command::COM_QUERY, sql.as_bytes(), Expect::Results).await?;
-        self.check("restoring the session's LAST_INSERT_ID()", &outcome)?;
-        self.insert_id = Some(value);
-        Ok(())
-    }
-
-    /// Empties the diagnostics area (warnings and errors) the last statements left here. Only
-    /// a statement that uses a table does (MariaDB 10.11: `DO 0` or `SELECT 2` leave the
-    /// list as it was), hence the derived table.
-    pub async fn clear_diagnostics(&mut self) -> Result<(), BackendError> {
-        let sql = b"DO (SELECT 1 FROM (SELECT 1) AS t)";
-        let outcome = self.command(Command::COM_QUERY, sql, Expect::Results).await?;
-        self.check("clearing another session's warnings", &outcome)?;
-        self.diagnostics_left = false;
-        Ok(())
-    }
-
-    /// The session giving the connection back may have left warnings or errors in its
-    /// diagnostics area (see [`Self::clear_diagnostics`]).
-    pub fn mark_diagnostics_left(&mut self) {
-        self.diagnostics_left = true;
-    }
-
-    /// Whether the diagnostics area may hold the last session's warnings or errors.
-    pub fn diagnostics_left(&self) -> bool {
-        self.diagnostics_left
-    }
-
-    /// Reads what `LAST_INSERT_ID()` returns here (`SELECT LAST_INSERT_ID()`).
-    pub async fn read_insert_id(&mut self) -> Result<u64, BackendError> {
-        let value = match self.query_number(b"SELECT LAST_INSERT_ID()").await {
-            Ok(value) => value,
-            Err(error) => return Err(self.broke(error)),
-        };
-        self.insert_id = Some(value);
-        Ok(value)
-    }
-
-    /// Reads the server's settings that clients ask about (`@@max_allowed_packet`, the largest
-    /// packet it takes from a client, and a fresh session's `@@wait_timeout`).
-    pub async fn read_server_settings(&mut self) -> Result<ServerSettings, BackendError> {
-        let max_allowed_packet =
-            self.query_number(b"SELECT @@max_allowed_packet").await.map_err(|error| self.broke(error))?;
-        let wait_timeout =
-            self.query_number(b"SELECT @@global.wait_timeout").await.map_err(|error| self.broke(error))?;
-        Ok(ServerSettings { max_allowed_packet, wait_timeout })
-    }
-
-    /// Runs a query of one unsigned number (one column, one row) and reads it.
-    async fn query_number(&mut self, sql: &[u8]) -> Result<u64, RelayError> {
-        let mut payload = Vec::with_capacity(1 + sql.len());
-        payload.push(Command::COM_QUERY as u8);
-        payload.extend_from_slice(sql);
-        let mut seq = Sequence::new();
-        self.conn.send(&mut seq, &payload).await?;
-        let bad = |what: &str| Malformed::new("a query of one number", what.to_owned());
-        let mut next = async || self.conn.read_packet(&mut seq).await?.ok_or(FrameError::Truncated);
-        let header = next().await?;
-        if header.first() == Some(&packets::ERR_HEADER) {
-            let (code, message) = packets::parse_err(&header, self.caps)?;
-            return Err(bad(&format!("error {code}: {message}")).into());
-        }
-        if packets::lenenc_int(&header) != Some(1) {
-            return Err(bad("not one column").into());
-        }
-        next().await?; // the column definition
-        let row = next().await?;
-        let mut data = ParseBuf(&row);
-        let value = data
-            .checked_eat_lenenc_str()
-            .and_then(|text| std::str::from_utf8(text).ok()?.parse::<u64>().ok())
-            .ok_or_else(|| bad("not a number"))?;
-        let end = next().await?;
-        if !packets::is_terminator(&end) {
-            return Err(bad("more than one row").into());
-        }
-        self.status = packets::parse_ok(&end, self.caps, true)?.status_flags();
-        Ok(value)
     }
 
     /// Rolls back an open transaction.

@@ -150,6 +150,7 @@ fn pooler_config() -> PoolerConfig {
         max_prepared_per_connection: 256,
         idle_transaction_timeout: Duration::from_secs(60),
         client_write_timeout: Duration::from_secs(30),
+        insert_ids: Default::default(),
     }
 }
 

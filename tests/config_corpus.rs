@@ -37,6 +37,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     ("not_a_map.yaml", "error: (document): expected a mapping"),
     ("pool_bad_duration.yaml", ":9: error: tenants[0].pools[0].checkout_timeout: `soon` is not a duration"),
+    (
+        "pool_bad_last_insert_id.yaml",
+        ":9: error: tenants[0].pools[0].last_insert_id: unknown last_insert_id setting `guessed`: expected `exact` or `reported`",
+    ),
     ("pool_bad_mode.yaml", ":9: error: tenants[0].pools[0].mode: unknown pool mode `statement`"),
     (
         "pool_missing_secret.yaml",

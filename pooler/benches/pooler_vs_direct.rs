@@ -13,6 +13,15 @@
 //!    vs pooler throughput, and the most connections MariaDB saw during the pooled run.
 //! 4. Memory per idle client session at 2,000 sessions: the sessions are opened by a child
 //!    process (this binary again), so only the pooler's own allocations are counted.
+//! 5. `sysbench oltp_insert`, 16 threads: direct vs through the pooler (8 backend
+//!    connections), which keeps each session's `LAST_INSERT_ID()` (`pooler/src/session/insert_id.rs`).
+//!
+//!    The same through a pool with `last_insert_id: reported` (no read-back), and the ratio of
+//!    the two: what the read-back costs.
+//! 6. `sysbench oltp_read_write`, 16 threads (an insert in every transaction of 18
+//!    statements): the two pools again.
+//!
+//! `BENCH_SECTIONS=1,5` runs only those sections (default: all).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -27,7 +36,7 @@ use switchyard_pooler::backend::BackendSettings;
 use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::protocol::client_handshake::{self, Login};
 use switchyard_pooler::protocol::framing::PacketConn;
-use switchyard_pooler::{PoolConfig, PoolMode, Pooler, PoolerConfig};
+use switchyard_pooler::{InsertIds, PoolConfig, PoolMode, Pooler, PoolerConfig};
 use tokio::net::{TcpListener, TcpStream};
 
 #[path = "../../vnet/benches/support/counting.rs"]
@@ -42,7 +51,7 @@ const PASSWORD: &str = "bench-pw";
 /// Rows of sysbench's `sbtest1`.
 const TABLE_SIZE: u64 = 10_000;
 
-async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
+async fn publish(backend: SocketAddr, max_connections: usize, insert_ids: InsertIds) -> SocketAddr {
     let config = PoolerConfig {
         pool: PoolConfig {
             name: "bench/main".to_owned(),
@@ -69,6 +78,7 @@ async fn publish(backend: SocketAddr, max_connections: usize) -> SocketAddr {
         max_prepared_per_connection: 256,
         idle_transaction_timeout: Duration::from_secs(60),
         client_write_timeout: Duration::from_secs(30),
+        insert_ids,
     };
     let pooler = Pooler::new(config, Arc::new(support::TcpConnector(backend)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -235,6 +245,14 @@ fn watching_connections(run: impl FnOnce() -> f64) -> (f64, usize) {
     (result, watcher.join().expect("watcher"))
 }
 
+/// Whether section `n` runs (`BENCH_SECTIONS`, a comma-separated list; default all).
+fn section(n: u32) -> bool {
+    match std::env::var("BENCH_SECTIONS") {
+        Ok(list) => list.split(',').any(|s| s.trim().parse() == Ok(n)),
+        Err(_) => true,
+    }
+}
+
 fn seconds() -> String {
     std::env::var("BENCH_SECONDS").unwrap_or_else(|_| "10".to_owned())
 }
@@ -271,11 +289,14 @@ fn main() {
     std::thread::spawn(move || {
         let shard = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         shard.block_on(async move {
-            tx.send(publish(direct, 8).await).expect("send the address");
+            let exact = publish(direct, 8, InsertIds::Exact).await;
+            let reported = publish(direct, 8, InsertIds::Reported).await;
+            tx.send((exact, reported)).expect("send the addresses");
             std::future::pending::<()>().await;
         });
     });
-    let pooled = rx.recv().expect("the pooler's address");
+    // `reported`: the same pool but for how insert ids are learnt (section 5 only).
+    let (pooled, pooled_reported) = rx.recv().expect("the poolers' addresses");
     let time = format!("--time={}", seconds());
     server.sysbench_table(USER, PASSWORD, TABLE_SIZE);
 
@@ -286,72 +307,121 @@ fn main() {
     let time = time.as_str();
     let point_select = |addr: SocketAddr| sysbench("oltp_point_select", addr, &["--threads=64", time, "run"]);
 
-    println!("1. oltp_point_select, 64 threads, {}s each", seconds());
-    let ratios: Vec<f64> = (1..=rounds::rounds())
-        .map(|round| {
-            let d = measure(&format!("{round}. direct (64 connections)"), "query", &mut || {
-                point_select(direct).per_second
-            });
-            let p = measure(&format!("{round}. pooler (8 backend connections)"), "query", &mut || {
-                point_select(pooled).per_second
-            });
-            p / d
-        })
-        .collect();
-    println!("   ratio pooler / direct: {} (goal >= 0.8x)", rounds::summary(&ratios));
-
-    println!("2. latency added per query, 1 thread");
-    for percentile in ["50", "99"] {
-        let args = ["--threads=1", time, &format!("--percentile={percentile}"), "run"];
-        let d = sysbench("oltp_point_select", direct, &args);
-        let p = sysbench("oltp_point_select", pooled, &args);
-        println!(
-            "   p{percentile}: direct {:.3} ms, pooler {:.3} ms, added {:.0} us{}",
-            d.percentile_ms,
-            p.percentile_ms,
-            (p.percentile_ms - d.percentile_ms) * 1000.0,
-            if percentile == "50" { " (goal <= 50 us)" } else { "" }
-        );
-    }
-
-    println!("3. connect per request, 64 clients");
-    println!("   sysbench (libmariadb), connect + point select + disconnect:");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/connect_per_request.lua");
-    let reconnecting = |addr: SocketAddr| sysbench(script, addr, &["--threads=64", time, "run"]);
-    // Connect per request with `run` (a client loop at an address, requests/s), in rounds.
-    let connect_rounds = |run: &dyn Fn(SocketAddr) -> f64| -> Vec<f64> {
-        (1..=rounds::rounds())
+    if section(1) {
+        println!("1. oltp_point_select, 64 threads, {}s each", seconds());
+        let ratios: Vec<f64> = (1..=rounds::rounds())
             .map(|round| {
-                let d = measure(&format!("{round}. direct"), "request", &mut || run(direct));
-                let (p, max_seen) = watching_connections(|| {
-                    measure(&format!("{round}. pooler"), "request", &mut || run(pooled))
+                let d = measure(&format!("{round}. direct (64 connections)"), "query", &mut || {
+                    point_select(direct).per_second
                 });
-                println!("      MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
+                let p = measure(&format!("{round}. pooler (8 backend connections)"), "query", &mut || {
+                    point_select(pooled).per_second
+                });
                 p / d
             })
-            .collect()
-    };
-    let ratios = connect_rounds(&|addr| reconnecting(addr).events_per_second);
-    println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
-    println!("   mysql_async, connect + prepared point select + quit:");
-    let ratios = connect_rounds(&|addr| connect_per_request(addr, 64));
-    println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
+            .collect();
+        println!("   ratio pooler / direct: {} (goal >= 0.8x)", rounds::summary(&ratios));
+    }
 
-    println!("4. memory per idle client session");
-    let sessions = 2000;
-    let before = counting::allocated();
-    let mut child = Command::new(std::env::current_exe().expect("this binary"))
-        .args(["--hold-sessions", &pooled.to_string(), &sessions.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("session holder");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut line = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout, &mut line).expect("the holder says ready");
-    std::thread::sleep(Duration::from_millis(500));
-    let per = (counting::allocated().saturating_sub(before)) / sessions;
-    drop(child.stdin.take());
-    let _ = child.wait();
-    println!("   {sessions} idle sessions: {per} bytes each in the pooler (goal <= 16384)");
+    if section(2) {
+        println!("2. latency added per query, 1 thread");
+        for percentile in ["50", "99"] {
+            let args = ["--threads=1", time, &format!("--percentile={percentile}"), "run"];
+            let d = sysbench("oltp_point_select", direct, &args);
+            let p = sysbench("oltp_point_select", pooled, &args);
+            println!(
+                "   p{percentile}: direct {:.3} ms, pooler {:.3} ms, added {:.0} us{}",
+                d.percentile_ms,
+                p.percentile_ms,
+                (p.percentile_ms - d.percentile_ms) * 1000.0,
+                if percentile == "50" { " (goal <= 50 us)" } else { "" }
+            );
+        }
+    }
+
+    if section(3) {
+        println!("3. connect per request, 64 clients");
+        println!("   sysbench (libmariadb), connect + point select + disconnect:");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/connect_per_request.lua");
+        let reconnecting = |addr: SocketAddr| sysbench(script, addr, &["--threads=64", time, "run"]);
+        // Connect per request with `run` (a client loop at an address, requests/s), in rounds.
+        let connect_rounds = |run: &dyn Fn(SocketAddr) -> f64| -> Vec<f64> {
+            (1..=rounds::rounds())
+                .map(|round| {
+                    let d = measure(&format!("{round}. direct"), "request", &mut || run(direct));
+                    let (p, max_seen) = watching_connections(|| {
+                        measure(&format!("{round}. pooler"), "request", &mut || run(pooled))
+                    });
+                    println!("      MariaDB saw at most {max_seen} connections from the pool (goal <= 8)");
+                    p / d
+                })
+                .collect()
+        };
+        let ratios = connect_rounds(&|addr| reconnecting(addr).events_per_second);
+        println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
+        println!("   mysql_async, connect + prepared point select + quit:");
+        let ratios = connect_rounds(&|addr| connect_per_request(addr, 64));
+        println!("   ratio pooler / direct: {} (goal >= 3x)", rounds::summary(&ratios));
+    }
+
+    if section(4) {
+        println!("4. memory per idle client session");
+        let sessions = 2000;
+        let before = counting::allocated();
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .args(["--hold-sessions", &pooled.to_string(), &sessions.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("session holder");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut line = [0u8; 6];
+        std::io::Read::read_exact(&mut stdout, &mut line).expect("the holder says ready");
+        std::thread::sleep(Duration::from_millis(500));
+        let per = (counting::allocated().saturating_sub(before)) / sessions;
+        drop(child.stdin.take());
+        let _ = child.wait();
+        println!("   {sessions} idle sessions: {per} bytes each in the pooler (goal <= 16384)");
+    }
+
+    if section(5) {
+        println!("5. oltp_insert, 16 threads, {}s each", seconds());
+        let insert =
+            |addr: SocketAddr| sysbench("oltp_insert", addr, &["--threads=16", time, "run"]).per_second;
+        let (exact, reported): (Vec<f64>, Vec<f64>) = (1..=rounds::rounds())
+            .map(|round| {
+                let d =
+                    measure(&format!("{round}. direct (16 connections)"), "insert", &mut || insert(direct));
+                let e = measure(&format!("{round}. pooler, last_insert_id: exact"), "insert", &mut || {
+                    insert(pooled)
+                });
+                let r = measure(&format!("{round}. pooler, last_insert_id: reported"), "insert", &mut || {
+                    insert(pooled_reported)
+                });
+                (e / d, r / d)
+            })
+            .unzip();
+        println!("   ratio pooler (exact) / direct: {}", rounds::summary(&exact));
+        println!("   ratio pooler (reported) / direct: {}", rounds::summary(&reported));
+        let cost: Vec<f64> = exact.iter().zip(&reported).map(|(e, r)| e / r).collect();
+        println!("   exact / reported (the read-back's cost): {} (goal >= 0.95x)", rounds::summary(&cost));
+    }
+
+    if section(6) {
+        println!("6. oltp_read_write, 16 threads, {}s each", seconds());
+        let mixed =
+            |addr: SocketAddr| sysbench("oltp_read_write", addr, &["--threads=16", time, "run"]).per_second;
+        let cost: Vec<f64> = (1..=rounds::rounds())
+            .map(|round| {
+                let e = measure(&format!("{round}. pooler, last_insert_id: exact"), "query", &mut || {
+                    mixed(pooled)
+                });
+                let r = measure(&format!("{round}. pooler, last_insert_id: reported"), "query", &mut || {
+                    mixed(pooled_reported)
+                });
+                e / r
+            })
+            .collect();
+        println!("   exact / reported (the read-back's cost): {} (goal >= 0.95x)", rounds::summary(&cost));
+    }
 }

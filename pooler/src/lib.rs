@@ -43,4 +43,4 @@ pub mod stats;
 pub use backend::{BackendSettings, BoxedStream, ConnectFuture, Connector};
 pub use pool::{Pool, PoolConfig};
 pub use pooler::{Pooler, PoolerConfig};
-pub use session::PoolMode;
+pub use session::{InsertIds, PoolMode};

@@ -231,6 +231,12 @@ pub struct Scan {
     /// A statement is `KILL`: the connection ids a client can learn are the backend
     /// connections', which other clients' statements run on.
     pub kills: bool,
+    /// A statement is an `INSERT`, `REPLACE` or `LOAD`: its OK may report an insert id, and
+    /// `LAST_INSERT_ID()` may change on its connection.
+    pub may_insert: bool,
+    /// A statement is a `COMMIT` or `ROLLBACK`: a session in transaction mode may let its
+    /// connection go after it.
+    pub ends_transaction: bool,
 }
 
 impl Scan {
@@ -250,6 +256,8 @@ impl Scan {
             reads_previous: self.reads_previous || other.reads_previous,
             uses_table: self.uses_table && other.uses_table,
             kills: self.kills || other.kills,
+            may_insert: self.may_insert || other.may_insert,
+            ends_transaction: self.ends_transaction || other.ends_transaction,
         }
     }
 }
@@ -313,6 +321,9 @@ fn scan_as(sql: &[u8], dialect: Dialect) -> Scan {
             scan.uses_table |= leading.is_some_and(|w| TABLE_STATEMENTS.iter().any(|t| is(w, t)));
             scan.insert_id |= leading.is_some_and(|w| is(w, b"CALL"));
             scan.kills |= leading.is_some_and(|w| is(w, b"KILL"));
+            scan.may_insert |=
+                leading.is_some_and(|w| is(w, b"INSERT") || is(w, b"REPLACE") || is(w, b"LOAD"));
+            scan.ends_transaction |= leading.is_some_and(|w| is(w, b"COMMIT") || is(w, b"ROLLBACK"));
         }
         statement.words += 1;
         let leading = statement.leading.unwrap_or_default();

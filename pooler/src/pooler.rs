@@ -21,7 +21,7 @@ use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
 use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
 use crate::registry::ClientRow;
-use crate::session::{PoolMode, Session, SessionContext};
+use crate::session::{InsertIds, PoolMode, Session, SessionContext};
 use crate::stats::ErrorKind;
 
 /// The largest packet a client may send before it has logged in: a handshake response with
@@ -53,6 +53,8 @@ pub struct PoolerConfig {
     /// A client that takes none of a response for this long (it stopped reading) is closed;
     /// the rest of the response is drained and the backend connection released.
     pub client_write_timeout: Duration,
+    /// How a session's `LAST_INSERT_ID()` is learnt after an insert.
+    pub insert_ids: InsertIds,
 }
 
 /// A per-tenant MySQL pooler.
@@ -187,6 +189,7 @@ impl Pooler {
             max_packet,
             idle_transaction_timeout: self.config.idle_transaction_timeout,
             client_write_timeout: self.config.client_write_timeout,
+            insert_ids: self.config.insert_ids,
             listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();

@@ -35,6 +35,7 @@ use crate::relay::{self, Expect, Outcome, Sink};
 use crate::state::SessionState;
 use crate::stats::ErrorKind;
 use insert_id::InsertId;
+pub use insert_id::InsertIds;
 use request::Request;
 use statements::{ClientStatements, LongData};
 
@@ -51,6 +52,11 @@ struct Needs {
     scoped_variables: bool,
     /// It names a table: the server empties the diagnostics area before it runs.
     clears_diagnostics: bool,
+    /// It is an `INSERT`, `REPLACE` or `LOAD` that pins nothing: its OK may report an insert
+    /// id, and the session may let the connection go right after it.
+    may_insert: bool,
+    /// It is a `COMMIT` or `ROLLBACK`: the session may let its connection go after it.
+    ends_transaction: bool,
 }
 
 impl Needs {
@@ -60,6 +66,8 @@ impl Needs {
             reads_previous: scan.reads_previous,
             scoped_variables: scan.statement_scoped_set,
             clears_diagnostics: scan.uses_table,
+            may_insert: scan.may_insert && scan.pins.is_empty(),
+            ends_transaction: scan.ends_transaction && scan.pins.is_empty(),
         }
     }
 }
@@ -95,6 +103,8 @@ pub struct SessionContext {
     pub idle_transaction_timeout: std::time::Duration,
     /// How long a write to the client may make no progress.
     pub client_write_timeout: std::time::Duration,
+    /// How the session's `LAST_INSERT_ID()` is learnt after an insert.
+    pub insert_ids: InsertIds,
 }
 
 /// One client's session.
@@ -145,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             next_statement: 1,
             long_data: LongData::default(),
             listed_as: (None, Pins::default()),
-            insert_id: InsertId::default(),
+            insert_id: InsertId::new(ctx.insert_ids),
             warnings_held: false,
             checked_out_now: false,
             client_lost: false,
@@ -462,16 +472,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut backend_seq = Sequence::new();
         let caps = conn.caps();
         let status = conn.status();
+        let read_insert_id_behind = self.reads_insert_id_behind(needs);
         let result = async {
-            conn.packets().send(&mut backend_seq, payload).await?;
+            if read_insert_id_behind {
+                conn.send_with_insert_id_read(&mut backend_seq, payload).await?;
+            } else {
+                conn.packets().send(&mut backend_seq, payload).await?;
+            }
             let write_timeout = self.ctx.client_write_timeout;
             let mut sink =
                 Sink::Client { conn: &mut self.client, seq, caps: self.caps, stmt_id, write_timeout };
             relay::relay(conn.packets(), &mut backend_seq, caps, &mut sink, expect, status).await
         }
         .await;
+        let result = match result {
+            Ok(outcome) if read_insert_id_behind => match conn.read_insert_id_behind().await {
+                Ok(value) => Ok((outcome, Some(value))),
+                Err(error) => Err(error),
+            },
+            Ok(outcome) => Ok((outcome, None)),
+            Err(error) => Err(conn.broke(error)),
+        };
         match result {
-            Ok(mut outcome) => {
+            Ok((mut outcome, insert_id_read)) => {
                 if outcome.client_gone {
                     // Gone, or not reading: the response was drained, the connection is fine.
                     self.client_lost = true;
@@ -486,8 +509,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     // Restored by the server after the statement, without a report.
                     outcome.changes.vars.clear();
                 }
-                if self.insert_id.ran(needs.insert_id, outcome.insert_id) {
-                    conn.forget_insert_id();
+                match insert_id_read {
+                    Some(value) => self.insert_id.ran_and_read(outcome.insert_id, value),
+                    None if self.insert_id.ran(needs.insert_id, outcome.insert_id) => conn.forget_insert_id(),
+                    None => {}
                 }
                 // An error is in the diagnostics area too (`SHOW WARNINGS` after it shows it),
                 // and the area outlives statements that name no table.
@@ -502,7 +527,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(outcome)
             }
             Err(error) => {
-                let error = conn.broke(error);
                 self.ctx.pool.stats().error(ErrorKind::BackendBroken);
                 tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
                 self.fail(seq, &ClientError::lost_backend(&self.ctx.pool.config().name, &error)).await;
@@ -530,6 +554,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.insert_id.read(&pending, value);
         }
         conn.set_insert_id(self.insert_id.value()).await
+    }
+
+    /// Whether `SELECT LAST_INSERT_ID()` goes right behind a statement that `needs` this (in
+    /// the same write), rather than in a round trip of its own when the session lets the
+    /// connection go: for an `INSERT` on a connection checked out for it (so no transaction,
+    /// pin or warnings held it) with autocommit on, and for a `COMMIT` or `ROLLBACK` after
+    /// inserts, in `transaction` mode, when nothing pins. The session may still keep the
+    /// connection (the statement left warnings, or opened a transaction): then the read was
+    /// early, never wrong — the value it reads is the statement's.
+    fn reads_insert_id_behind(&self, needs: Needs) -> bool {
+        if needs.insert_id || !self.insert_id.reads_back() || self.ctx.mode != PoolMode::Transaction {
+            return false;
+        }
+        let autocommit = !self.state.var("autocommit").is_some_and(|v| v.eq_ignore_ascii_case("OFF"));
+        (needs.may_insert && self.checked_out_now && autocommit)
+            || (needs.ends_transaction && self.insert_id.is_pending() && self.pins.is_empty())
     }
 
     /// After a command: keeps the connection if the session needs it, else gives it back.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::*;
 use support::{Published, config, publish, server, watch_connections};
+use switchyard_pooler::InsertIds;
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::ErrorKind;
 
@@ -263,6 +264,39 @@ async fn last_insert_id_is_each_sessions_own() {
     a.reset().await.expect("a resets");
     let reset: Option<u64> = a.query_first(ask).await.expect("a asks after the reset");
     assert_eq!(reset, Some(0));
+    assert_eq!(published.pooler.pool().snapshot().connects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_insert_ids_are_the_oks_and_still_each_sessions_own() {
+    let tenant = server().tenant("pool_lii_ok", "pw-lii-ok");
+    let mut config = config(&tenant, 1);
+    config.insert_ids = InsertIds::Reported;
+    let published = publish(tenant.clone(), config).await;
+    let (mut a, mut b, mut c) = (published.conn().await, published.conn().await, published.conn().await);
+    a.query_drop("CREATE OR REPLACE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, v INT UNIQUE)")
+        .await
+        .expect("parent table");
+    let ask = "SELECT LAST_INSERT_ID()";
+
+    a.query_drop("INSERT INTO parent (v) VALUES (1)").await.expect("a inserts");
+    b.query_drop("INSERT INTO parent (v) VALUES (2), (3)").await.expect("b inserts two");
+    let by_a: Option<u64> = a.query_first(ask).await.expect("a asks");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks");
+    let by_c: Option<u64> = c.query_first(ask).await.expect("c asks");
+    assert_eq!((by_a, by_b, by_c), (Some(1), Some(2), Some(0)), "a session saw another's insert id");
+
+    // The documented difference: an explicit id is taken as reported (a server keeps 1).
+    a.query_drop("INSERT INTO parent (id, v) VALUES (100, 4)").await.expect("a inserts id 100");
+    let by_a: Option<u64> = a.query_first(ask).await.expect("a asks after an explicit id");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks again");
+    assert_eq!((by_a, by_b), (Some(100), Some(2)));
+
+    // A value set by the function is still read back, whatever the OKs report.
+    b.query_drop("SELECT LAST_INSERT_ID(42)").await.expect("b sets 42");
+    let by_b: Option<u64> = b.query_first(ask).await.expect("b asks after setting");
+    let by_a: Option<u64> = a.query_first(ask).await.expect("a asks last");
+    assert_eq!((by_b, by_a), (Some(42), Some(100)));
     assert_eq!(published.pooler.pool().snapshot().connects, 1);
 }
 

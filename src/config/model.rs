@@ -264,6 +264,8 @@ pub struct Pool {
     pub client_write_timeout: Duration,
     /// Client sessions open at once.
     pub max_client_sessions: u32,
+    /// How a session's `LAST_INSERT_ID()` is learnt after an insert.
+    pub last_insert_id: InsertIds,
     /// An optional real host address where the pooler is also published.
     pub publish: Option<SocketAddr>,
 }
@@ -289,6 +291,15 @@ pub enum PoolMode {
     Transaction,
     /// A connection is held for the whole session, then reset and reused.
     Session,
+}
+
+/// How a pool learns each session's `LAST_INSERT_ID()` after an insert (`last_insert_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertIds {
+    /// Read back from the connection, as the server's (`exact`).
+    Exact,
+    /// The id the OK reported, without a read-back (`reported`).
+    Reported,
 }
 
 impl std::fmt::Display for PoolMode {

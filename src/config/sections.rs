@@ -9,7 +9,8 @@ use switchyard_policy::{Target, TargetErrorKind, TargetHost};
 
 use super::diagnostics::Diagnostics;
 use super::model::{
-    Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, Pool, PoolMode, Restart,
+    Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, InsertIds, Pool, PoolMode,
+    Restart,
 };
 use super::path::KeyPath;
 use super::reader::{
@@ -294,6 +295,7 @@ const POOL_KEYS: &[&str] = &[
     "idle_transaction_timeout",
     "client_write_timeout",
     "max_client_sessions",
+    "last_insert_id",
     "publish",
 ];
 
@@ -321,6 +323,10 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
     let checkout_timeout = f.or(d, "checkout_timeout", Duration::from_secs(5), duration);
     let idle_transaction_timeout = f.or(d, "idle_transaction_timeout", Duration::from_secs(60), duration);
     let client_write_timeout = f.or(d, "client_write_timeout", Duration::from_secs(30), positive_duration);
+    let insert_ids = [("exact", InsertIds::Exact), ("reported", InsertIds::Reported)];
+    let last_insert_id = f.or(d, "last_insert_id", InsertIds::Exact, |d, v, p| {
+        choice(d, v, p, "last_insert_id setting", &insert_ids)
+    });
     let publish = f.optional(d, "publish", socket_addr);
     let pool = Pool {
         name: name?,
@@ -339,6 +345,7 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
         idle_transaction_timeout: idle_transaction_timeout?,
         client_write_timeout: client_write_timeout?,
         max_client_sessions: max_client_sessions?,
+        last_insert_id: last_insert_id?,
         publish: publish?,
     };
     let mut ok = true;

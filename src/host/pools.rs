@@ -11,7 +11,9 @@ use anyhow::Context;
 use switchyard_policy::{Scheme, Target};
 use switchyard_pooler::backend::{BackendSettings, BackendTls};
 use switchyard_pooler::protocol::auth::AuthMethod;
-use switchyard_pooler::{BoxedStream, ConnectFuture, Connector, PoolConfig, PoolMode, Pooler, PoolerConfig};
+use switchyard_pooler::{
+    BoxedStream, ConnectFuture, Connector, InsertIds, PoolConfig, PoolMode, Pooler, PoolerConfig,
+};
 use switchyard_vnet::Listener;
 use switchyard_vnet::dial::dial;
 use switchyard_vnet::egress::Egress;
@@ -172,6 +174,10 @@ fn pooler_config(tenant: &str, pool: &config::Pool, tls: Option<BackendTls>) -> 
         max_prepared_per_connection: MAX_PREPARED_PER_CONNECTION,
         idle_transaction_timeout: pool.idle_transaction_timeout,
         client_write_timeout: pool.client_write_timeout,
+        insert_ids: match pool.last_insert_id {
+            config::InsertIds::Exact => InsertIds::Exact,
+            config::InsertIds::Reported => InsertIds::Reported,
+        },
     }
 }
 

@@ -19,6 +19,14 @@ fn each_reason_is_found() {
     assert!(scan(b"INSERT INTO c (p) VALUES (last_insert_id())", None).insert_id);
     assert!(scan(b"call add_order(1)", None).insert_id);
     assert!(!scan(b"SELECT 'LAST_INSERT_ID()', callers FROM t;", None).insert_id);
+    for sql in ["INSERT INTO t VALUES (1)", " replace t SET a = 1", "LOAD DATA INFILE 'f' INTO TABLE t"] {
+        assert!(scan(sql.as_bytes(), None).may_insert, "{sql}");
+    }
+    for sql in ["SELECT 'INSERT'", "UPDATE t SET a = 1", "/* INSERT */ DELETE FROM t"] {
+        assert!(!scan(sql.as_bytes(), None).may_insert, "{sql}");
+    }
+    assert!(scan(b"commit", None).ends_transaction && scan(b"ROLLBACK WORK", None).ends_transaction);
+    assert!(!scan(b"SELECT 'COMMIT'", None).ends_transaction);
     assert!(scan(b"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", None).insert_id);
     for diagnostics in [
         "SHOW WARNINGS",

@@ -8,8 +8,26 @@
 //! read back (`SELECT LAST_INSERT_ID()`) before the session gives the connection up, and taken
 //! only if it is an id such a statement reported: an OK also reports ids the function does not
 //! take (an explicit id, `ON DUPLICATE KEY UPDATE`, `REPLACE`), and then the value read is
-//! someone else's. A session that keeps its connection (transaction, pin, `session` mode) pays nothing
-//! until it lets go.
+//! someone else's. A session that keeps its connection (transaction, pin, `session` mode)
+//! pays nothing until it lets go; one that will let it go right after an `INSERT` has the read
+//! queued behind the statement in the same write (one small statement, no round trip).
+//!
+//! With [`InsertIds::Reported`] a pool skips the read-back and takes the id an OK reports, as
+//! `mysql_insert_id()` and ProxySQL do: no cost, and a session still sees only its own ids,
+//! but after an explicit id, `ON DUPLICATE KEY UPDATE` or `REPLACE` its `LAST_INSERT_ID()` is
+//! the reported id where a server's would have kept the earlier one.
+
+/// How a pool learns what `LAST_INSERT_ID()` is for each session after an insert.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InsertIds {
+    /// As the server's: the connection's value is read back (`SELECT LAST_INSERT_ID()`)
+    /// and taken only where the statement generated it.
+    #[default]
+    Exact,
+    /// The id the last OK reported, without a read-back (differs from the server's after an
+    /// explicit id, `ON DUPLICATE KEY UPDATE` or `REPLACE`).
+    Reported,
+}
 
 /// Ids remembered while a connection is held, before the value is read back anyway.
 const MAX_REPORTED: usize = 64;
@@ -30,9 +48,21 @@ pub(super) struct InsertId {
     value: u64,
     /// The held connection may hold a newer value of this session's.
     pending: Option<Pending>,
+    /// How reported ids are taken.
+    mode: InsertIds,
 }
 
 impl InsertId {
+    /// A session's, starting from 0, learning reported ids as `mode` says.
+    pub(super) fn new(mode: InsertIds) -> Self {
+        InsertId { mode, ..InsertId::default() }
+    }
+
+    /// Whether a statement's value is read back from its connection.
+    pub(super) fn reads_back(&self) -> bool {
+        self.mode == InsertIds::Exact
+    }
+
     /// The value as last known (newer on the held connection while something is pending).
     pub(super) fn value(&self) -> u64 {
         self.value
@@ -51,6 +81,10 @@ impl InsertId {
         if !sets && reported.is_none() {
             return false;
         }
+        if let (InsertIds::Reported, false, None, Some(id)) = (self.mode, sets, &self.pending, reported) {
+            self.value = id;
+            return true;
+        }
         let pending = self.pending.get_or_insert_with(Pending::default);
         pending.adopt |= sets;
         if let Some(id) = reported {
@@ -61,6 +95,21 @@ impl InsertId {
             }
         }
         true
+    }
+
+    /// Whether the held connection may hold a newer value of the session's.
+    pub(super) fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// After a statement that set nothing, which reported insert id `reported`, with `value`
+    /// read from its connection right behind it: what was pending is settled.
+    pub(super) fn ran_and_read(&mut self, reported: Option<u64>, value: u64) {
+        if self.ran(false, reported)
+            && let Some(pending) = self.take_pending()
+        {
+            self.read(&pending, value);
+        }
     }
 
     /// Whether the connection must be read before it goes: what is pending, taken.
@@ -82,7 +131,7 @@ impl InsertId {
 
     /// `COM_RESET_CONNECTION`: the session starts from 0, as on a server.
     pub(super) fn reset(&mut self) {
-        *self = InsertId::default();
+        *self = InsertId::new(self.mode);
     }
 }
 
@@ -116,6 +165,21 @@ mod tests {
         assert_eq!(id.take_pending(), None, "a statement that reports no id changes nothing");
         id.reset();
         assert_eq!(id.value(), 0);
+    }
+
+    #[test]
+    fn reported_ids_are_taken_as_reported_unless_a_set_is_pending() {
+        let mut id = InsertId::new(InsertIds::Reported);
+        assert!(id.ran(false, Some(100)), "the connection's value may have changed");
+        assert_eq!((id.value(), id.take_pending()), (100, None), "no read-back");
+        id.ran(true, None); // SELECT LAST_INSERT_ID(42): only a read tells
+        id.ran(false, Some(7));
+        let pending = id.take_pending().expect("pending");
+        id.read(&pending, 42);
+        assert_eq!(id.value(), 42);
+        id.reset();
+        id.ran(false, Some(9));
+        assert_eq!(id.value(), 9, "a reset keeps the mode");
     }
 
     #[test]

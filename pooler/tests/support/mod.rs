@@ -64,6 +64,7 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
         max_prepared_per_connection: 64,
         idle_transaction_timeout: Duration::from_secs(60),
         client_write_timeout: Duration::from_secs(30),
+        insert_ids: Default::default(),
     }
 }
 

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 # The pooler's tests start a private MariaDB (mariadbd, mariadb-install-db), use its client and sysbench;
-# `map --format svg` uses graphviz; the browser test drives chromium through chromedriver.
-ensure_apt mariadb-server mariadb-client sysbench graphviz chromium chromium-driver
+# `map --format svg` uses graphviz; the browser test drives chromium through chromedriver; a pooler
+# test connects with PyMySQL as Python programs do (Debian's python3-pymysql, run by /usr/bin/python3).
+ensure_apt mariadb-server mariadb-client sysbench graphviz chromium chromium-driver python3-pymysql
 build_guests
 
 say "cargo fmt --check"

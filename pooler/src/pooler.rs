@@ -21,7 +21,7 @@ use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
 use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
 use crate::registry::ClientRow;
-use crate::session::{InsertIds, PoolMode, Session, SessionContext};
+use crate::session::{InsertIds, KnownSets, PoolMode, Session, SessionContext};
 use crate::stats::ErrorKind;
 
 /// The largest packet a client may send before it has logged in: a handshake response with
@@ -65,6 +65,8 @@ pub struct Pooler {
     sessions: Arc<Semaphore>,
     logins: LoginGate,
     next_id: Arc<AtomicU32>,
+    /// What the backend answered to drivers' set-up `SET`s, for the sessions to come.
+    known_sets: Arc<KnownSets>,
 }
 
 impl Pooler {
@@ -73,7 +75,14 @@ impl Pooler {
         let pool = Pool::new(config.pool.clone(), connector);
         let sessions = Arc::new(Semaphore::new(config.max_client_sessions));
         let logins = LoginGate::new(MAX_LOGINS_IN_PROGRESS);
-        Pooler { config: Arc::new(config), pool, sessions, logins, next_id: Arc::new(AtomicU32::new(1)) }
+        Pooler {
+            config: Arc::new(config),
+            pool,
+            sessions,
+            logins,
+            next_id: Arc::new(AtomicU32::new(1)),
+            known_sets: Arc::default(),
+        }
     }
 
     /// The pool.
@@ -190,6 +199,7 @@ impl Pooler {
             idle_transaction_timeout: self.config.idle_transaction_timeout,
             client_write_timeout: self.config.client_write_timeout,
             insert_ids: self.config.insert_ids,
+            known_sets: self.known_sets.clone(),
             listed: Some(Arc::new(listed)),
         };
         self.pool.stats().client_opened();

@@ -14,6 +14,7 @@
 mod insert_id;
 mod request;
 mod setup_reads;
+mod setup_sets;
 mod starting_over;
 mod statements;
 
@@ -37,6 +38,7 @@ use crate::stats::ErrorKind;
 use insert_id::InsertId;
 pub use insert_id::InsertIds;
 use request::Request;
+pub use setup_sets::KnownSets;
 use statements::{ClientStatements, LongData};
 
 /// What a client statement needs from its connection beyond the session's tracked state.
@@ -105,6 +107,8 @@ pub struct SessionContext {
     pub client_write_timeout: std::time::Duration,
     /// How the session's `LAST_INSERT_ID()` is learnt after an insert.
     pub insert_ids: InsertIds,
+    /// The answers the pool learnt to drivers' set-up `SET`s (`session/setup_sets.rs`).
+    pub known_sets: Arc<KnownSets>,
 }
 
 /// One client's session.
@@ -339,7 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn query(&mut self, sql: &[u8], payload: &[u8], seq: &mut Sequence) {
-        if self.answer_setup_reads(sql, seq).await {
+        if self.answer_setup_reads(sql, seq).await || self.answer_setup_statement(sql, seq).await {
             return;
         }
         let scan = self.scan(sql);
@@ -353,6 +357,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Some(outcome) = self.forward(payload, seq, Expect::Results, None, Needs::of(&scan)).await else {
             return;
         };
+        if scan.is_set {
+            self.learn_setup_statement(sql, &outcome);
+        }
         self.pin_after(&scan, &outcome, false);
         self.settle().await;
     }

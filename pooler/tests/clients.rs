@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 
 use mysql_async::prelude::*;
-use support::{config, publish, server};
+use support::{Tenant, config, publish, server};
 use switchyard_pooler::protocol::framing::Sequence;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +240,111 @@ async fn drivers_set_up_reads_are_answered_by_the_pooler_and_keep_clients_on_it(
     for conn in [first, second, direct_if_it_could] {
         conn.disconnect().await.expect("quit");
     }
+}
+
+/// PyMySQL (Debian's `python3-pymysql`, run by Debian's own `python3`), as a Python program
+/// would use it: `connect` phase, `CONNECTS` connects that send only what the driver sends
+/// (`SET AUTOCOMMIT = 0`) and close; `use` phase, one session reading its settings around a
+/// `SET NAMES`, a rollback with nothing to roll back, and a `SET NAMES` the server refuses.
+const PYMYSQL: &str = r#"
+import sys, pymysql
+host, port, user, password, database, phase = sys.argv[1:7]
+connect = lambda: pymysql.connect(host=host, port=int(port), user=user, password=password, database=database)
+if phase == "connect":
+    for _ in range(int(sys.argv[7])):
+        connect().close()
+elif phase == "names":
+    c = connect()
+    cur = c.cursor()
+    cur.execute("SET NAMES latin1")
+    cur.execute("SELECT @@character_set_client, @@character_set_results, @@collation_connection")
+    print(cur.fetchone())
+    c.close()
+else:
+    c = connect()
+    c.rollback()
+    cur = c.cursor()
+    ask = "SELECT @@autocommit, @@character_set_client, @@collation_connection"
+    cur.execute(ask); print(cur.fetchone())
+    c.commit()
+    cur.execute("SET NAMES latin1")
+    cur.execute(ask); print(cur.fetchone())
+    c.rollback()
+    for _ in range(2):
+        try:
+            cur.execute("SET NAMES surely_no_such_charset")
+            print("accepted")
+        except pymysql.err.MySQLError as e:
+            print("refused", e.args[0])
+    c.close()
+"#;
+
+/// Runs [`PYMYSQL`] against `addr` as `tenant`; its output.
+fn pymysql(addr: std::net::SocketAddr, tenant: &Tenant, args: &[&str]) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PYMYSQL, "127.0.0.1", &addr.port().to_string()])
+        .args([&tenant.user, &tenant.password, &tenant.database])
+        .args(args)
+        .output()
+        .expect("run /usr/bin/python3 (Debian's python3-pymysql; scripts/test.sh installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "PyMySQL failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_drivers_set_up_statements_take_no_backend_connection() {
+    let tenant = server().tenant("clients_pymysql", "pw-pymysql");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    let pool = published.pooler.pool().clone();
+    let addr = published.addr;
+    let run = |addr, args: &'static [&'static str]| {
+        let tenant = tenant.clone();
+        tokio::task::spawn_blocking(move || pymysql(addr, &tenant, args))
+    };
+    // The first connect's `SET AUTOCOMMIT = 0` goes to the backend; the pool learns its answer.
+    run(addr, &["connect", "1"]).await.expect("join");
+    let before = pool.snapshot().checkouts;
+    run(addr, &["connect", "20"]).await.expect("join");
+    assert_eq!(pool.snapshot().checkouts - before, 0, "20 connects took backend connections to set up");
+
+    // A session set up so sees what it would see on the server itself, and the server still
+    // refuses what it refuses (a refusal is never remembered as an answer).
+    let through_pool = run(addr, &["use"]).await.expect("join");
+    let direct = run(server().addr, &["use"]).await.expect("join");
+    assert_eq!(through_pool, direct);
+    assert_eq!(
+        direct.lines().collect::<Vec<_>>(),
+        [
+            "(0, 'utf8mb4', 'utf8mb4_general_ci')",
+            "(0, 'latin1', 'latin1_swedish_ci')",
+            "refused 1115",
+            "refused 1115"
+        ],
+        "PyMySQL's own view of a session changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_up_answer_is_never_learnt_from_a_session_that_changed_tracking() {
+    let tenant = server().tenant("clients_track", "pw-track");
+    let published = publish(tenant.clone(), config(&tenant, 2)).await;
+    // A hostile client narrows what its connection reports, then sends the set-up statement
+    // its victims will send: the server reports only part of what it changed.
+    let mut hostile = published.conn().await;
+    hostile
+        .query_drop("SET SESSION session_track_system_variables = 'character_set_client'")
+        .await
+        .expect("narrow tracking");
+    hostile.query_drop("SET NAMES latin1").await.expect("set names");
+    let addr = published.addr;
+    let victim = tokio::task::spawn_blocking(move || pymysql(addr, &tenant, &["names"])).await.expect("join");
+    assert_eq!(
+        victim.trim(),
+        "('latin1', 'latin1', 'latin1_swedish_ci')",
+        "the victim's SET NAMES was cut short"
+    );
+    hostile.disconnect().await.expect("quit");
 }
 
 /// `@@max_allowed_packet` and `@@global.wait_timeout` as the server itself answers them.

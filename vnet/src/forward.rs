@@ -71,13 +71,15 @@ pub enum ForwardError {
     },
 }
 
-/// A mounted forward: holds its virtual port (on both address families) until dropped.
-#[derive(Debug)]
+/// A mounted forward: holds its virtual port (on both address families) until dropped, with
+/// every clone. Clones serve the same forward (one `max_connections`) from other threads: each
+/// relays the connections made on its own thread (see [`crate::Acceptor`]).
+#[derive(Debug, Clone)]
 pub struct Forward {
     spec: Arc<ForwardSpec>,
     egress: Arc<Egress>,
-    v4: Listener,
-    v6: Listener,
+    v4: Arc<Listener>,
+    v6: Arc<Listener>,
     slots: Arc<Semaphore>,
 }
 
@@ -99,7 +101,7 @@ impl Forward {
         let v4 = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
         let v6 = bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
         let slots = Arc::new(Semaphore::new(spec.max_connections.max(1)));
-        Ok(Forward { spec: Arc::new(spec), egress, v4, v6, slots })
+        Ok(Forward { spec: Arc::new(spec), egress, v4: Arc::new(v4), v6: Arc::new(v6), slots })
     }
 
     /// The forward's declaration.
@@ -113,13 +115,14 @@ impl Forward {
     }
 
     /// Accepts and relays connections until the returned future is dropped; dropping it ends
-    /// every relay of this forward and frees the virtual port.
+    /// every relay it started, and the last clone's frees the virtual port.
     pub async fn serve(self) {
         let mut relays = JoinSet::new();
+        let (mut v4, mut v6) = (self.v4.acceptor(), self.v6.acceptor());
         loop {
             let connection = tokio::select! {
-                connection = self.v4.accept() => connection,
-                connection = self.v6.accept() => connection,
+                connection = v4.accept() => connection,
+                connection = v6.accept() => connection,
                 Some(_) = relays.join_next(), if !relays.is_empty() => continue,
             };
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {

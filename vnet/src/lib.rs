@@ -31,7 +31,7 @@ pub mod relay;
 pub mod tls;
 pub mod wasi;
 
-pub use accept::Listener;
+pub use accept::{Acceptor, Listener};
 pub use connection::{Connection, ConnectionGuard};
 pub use error::{BindError, ConnectError};
 pub use network::{BoundPort, Limits, Network, Usage, is_virtual};

@@ -42,8 +42,8 @@ enum Command {
     Up {
         /// The YAML config file.
         config: PathBuf,
-        /// Worker shards (single-threaded runtimes; tenant i runs on shard i mod N). Default: one
-        /// per core.
+        /// Worker shards (single-threaded runtimes; tenant i runs on shard i mod N, and on the
+        /// next `limits.shards - 1` too when its limits allow more). Default: one per core.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         shards: Option<u16>,
         #[command(flatten)]

@@ -31,6 +31,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_request_body_mib",
     "request_body_timeout",
     "service_cpu_percent",
+    "shards",
 ];
 
 /// Decodes and checks a whole document.
@@ -228,6 +229,9 @@ fn require_allowed(
     }
 }
 
+/// The most shards `limits.shards` may name (more than a host has are capped at run time).
+pub const MAX_TENANT_SHARDS: u32 = 256;
+
 /// The tenant limits when none are written.
 pub fn default_limits() -> TenantLimits {
     TenantLimits {
@@ -239,6 +243,7 @@ pub fn default_limits() -> TenantLimits {
         max_request_body_mib: 16,
         request_body_timeout: std::time::Duration::from_secs(10),
         service_cpu_percent: 50,
+        shards: 1,
     }
 }
 
@@ -264,6 +269,14 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
         }
         Some(percent)
     });
+    let shards = f.or(d, "shards", default.shards, |d, v, p| {
+        let shards = sections::positive(d, v, p, "a count of shards")?;
+        if shards > MAX_TENANT_SHARDS {
+            d.error(p, format!("{shards} shards is more than {MAX_TENANT_SHARDS}: a tenant spreads over at most that many"));
+            return None;
+        }
+        Some(shards)
+    });
     let mut some_time = |key: &str, default: std::time::Duration| {
         f.or(d, key, default, duration).filter(|t| {
             let ok = !t.is_zero();
@@ -284,6 +297,7 @@ fn limits(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<TenantLi
         max_request_body_mib: max_request_body_mib?,
         request_body_timeout: request_body_timeout?,
         service_cpu_percent: service_cpu_percent?,
+        shards: shards?,
     })
 }
 

@@ -123,6 +123,9 @@ pub struct TenantLimits {
     /// The share of one core (1–100 %) each of the tenant's services may use; past it a service
     /// waits out the rest of each second.
     pub service_cpu_percent: u32,
+    /// How many worker shards the tenant's http component instances spread over (its own shard
+    /// and the next ones); its pools and forwards accept on each. 1: the tenant stays on one.
+    pub shards: u32,
 }
 
 /// One variable of a component's environment: written in the config, or a secret taken from

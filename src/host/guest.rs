@@ -29,8 +29,11 @@ pub struct Workload {
     pub network: Arc<Network>,
     /// Its egress gate.
     pub egress: Arc<Egress>,
-    /// Its shard (see [`super::shards`]).
+    /// Its own shard (see [`super::shards`]): its services run there.
     pub shard: usize,
+    /// The shards its http instances, pool sessions and forwarded connections may run on, its
+    /// own first (`limits.shards`; just its own by default).
+    pub shards: Arc<[usize]>,
     /// The longest one request's instance may live (`limits.request_timeout`).
     pub request_timeout: Duration,
     /// Its budgets of memory and instances, and its usage counters.

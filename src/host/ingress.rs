@@ -266,8 +266,14 @@ async fn dispatch(
         path = request.uri().path(),
         status = tracing::field::Empty,
     );
-    let task = shards
-        .spawn(component.workload.shard, component.clone().handle(request, slot).instrument(span.clone()));
+    // On the least loaded of the tenant's shards (its own unless `limits.shards` says more).
+    let in_flight = shards.place(&component.workload.shards);
+    component.workload.usage.count_placed(in_flight.shard());
+    let handle = component.clone().handle(request, slot).instrument(span.clone());
+    let task = shards.spawn(in_flight.shard(), async move {
+        let _in_flight = in_flight;
+        handle.await
+    });
     // The details (traps, the component's errors) go to the log; the client, who may be anyone,
     // gets a short message and the id to quote.
     let response = match task.await {

@@ -106,6 +106,16 @@ impl Metrics {
                 );
             }
         }
+        let name = "switchyard_tenant_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The tenant's requests by the worker shard their instance ran on (limits.shards).\n# TYPE {name} counter"
+        );
+        for (tenant, usage) in self.tenants.iter() {
+            for (shard, placed) in usage.placed().into_iter().enumerate() {
+                let _ = writeln!(out, "{name}{{tenant=\"{}\",shard=\"{shard}\"}} {placed}", escape(tenant));
+            }
+        }
         out
     }
 

@@ -134,10 +134,12 @@ async fn run(
                 EGRESS_CONNECT_TIMEOUT,
             ),
             shard: index,
+            shards: shards.span(index, tenant.limits.shards as usize),
             request_timeout: tenant.limits.request_timeout,
             usage: tenant_usage::TenantUsage::new(
                 (tenant.limits.max_memory_mib as usize) << 20,
                 instance_slots::TenantSlots::new(tenant.limits.max_instances, shared_slots.clone()),
+                shards.count(),
             ),
             max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
             request_body_timeout: tenant.limits.request_body_timeout,
@@ -145,12 +147,12 @@ async fn run(
         };
         tenant_usages.push((tenant.name.clone(), workload.usage.clone()));
         for forward in forwards::mount(tenant, &workload, base)? {
-            mounted.push((index, forward));
+            mounted.push((workload.shards.clone(), forward));
         }
         for pool in pools::mount(tenant, &workload, embedded).await? {
             pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
             health.watch_pool(&tenant.name, pool.name(), pool.pool().clone());
-            mounted_pools.push((index, pool));
+            mounted_pools.push((workload.shards.clone(), pool));
         }
         for component in &tenant.components {
             let what = format!("tenant {}: component {}", tenant.name, component.name);
@@ -202,11 +204,19 @@ async fn run(
     drop(components);
 
     let mut tasks = Vec::new();
-    for (shard, forward) in mounted {
-        tasks.push(shards.spawn(shard, forward.serve()));
+    // A workload's forwards and pools accept on each of its shards: a connection is served on
+    // the shard of the guest that made it (vnet's `Acceptor`).
+    for (workload_shards, forward) in mounted {
+        for &shard in workload_shards.iter().skip(1) {
+            tasks.push(shards.spawn(shard, forward.clone().serve()));
+        }
+        tasks.push(shards.spawn(workload_shards[0], forward.serve()));
     }
-    for (shard, pool) in mounted_pools {
-        tasks.push(shards.spawn(shard, pool.serve()));
+    for (workload_shards, pool) in mounted_pools {
+        for &shard in workload_shards.iter().skip(1) {
+            tasks.push(shards.spawn(shard, pool.accept_virtual()));
+        }
+        tasks.push(shards.spawn(workload_shards[0], pool.serve()));
     }
     for service in services {
         let shard = service.workload.shard;

@@ -66,12 +66,13 @@ impl Connector for EgressConnector {
     }
 }
 
-/// A pool mounted on its tenant's network: it holds its virtual port until dropped.
+/// A pool mounted on its tenant's network: it holds its virtual port until dropped (with every
+/// [`MountedPool::accept_virtual`] it started).
 pub struct MountedPool {
     name: String,
     pooler: Pooler,
-    v4: Listener,
-    v6: Listener,
+    v4: Arc<Listener>,
+    v6: Arc<Listener>,
     published: Option<TcpListener>,
 }
 
@@ -139,6 +140,7 @@ pub async fn mount(
             mode = %pool.mode,
             "pool mounted",
         );
+        let (v4, v6) = (Arc::new(v4), Arc::new(v6));
         mounted.push(MountedPool { name: pool.name.clone(), pooler, v4, v6, published });
     }
     Ok(mounted)
@@ -192,10 +194,30 @@ impl MountedPool {
         self.pooler.pool()
     }
 
-    /// Serves client sessions (virtual and published) and the pool's upkeep until dropped;
-    /// dropping it ends every session and frees the virtual port.
+    /// Serves the virtual connections made on the thread it runs on (the pool's sessions of the
+    /// tenant's guests on another of its shards) until dropped; the pool, its cap, queue and
+    /// stats are the ones [`MountedPool::serve`] serves.
+    pub fn accept_virtual(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (pooler, v4, v6) = (self.pooler.clone(), self.v4.clone(), self.v6.clone());
+        async move {
+            let (mut v4, mut v6) = (v4.acceptor(), v6.acceptor());
+            let mut sessions = JoinSet::new();
+            loop {
+                tokio::select! {
+                    connection = v4.accept() => serve_virtual(&pooler, &mut sessions, connection),
+                    connection = v6.accept() => serve_virtual(&pooler, &mut sessions, connection),
+                    Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                }
+            }
+        }
+    }
+
+    /// Serves client sessions (virtual ones made on its thread, and published ones) and the
+    /// pool's upkeep until dropped; dropping it ends every session it started and frees the
+    /// virtual port.
     pub async fn serve(self) {
         let MountedPool { pooler, v4, v6, published, .. } = self;
+        let (mut v4, mut v6) = (v4.acceptor(), v6.acceptor());
         let mut sessions = JoinSet::new();
         let upkeep = pooler.clone();
         sessions.spawn(async move {

@@ -28,6 +28,8 @@ pub struct TenantUsage {
     cpu_slices: Arc<AtomicU64>,
     slots: TenantSlots,
     refusals: Arc<[AtomicU64; Refusal::ALL.len()]>,
+    /// Requests whose instance was placed on each shard.
+    placed: Arc<[AtomicU64]>,
 }
 
 /// A budget of the tenant's that refused one of its requests, or cut it short.
@@ -69,15 +71,28 @@ impl Refusal {
 
 impl TenantUsage {
     /// A tenant with no usage yet, whose instances may hold `memory_limit` bytes together and
-    /// whose http instances take `slots`.
-    pub fn new(memory_limit: usize, slots: TenantSlots) -> Self {
+    /// whose http instances take `slots`, on a host of `shards` shards.
+    pub fn new(memory_limit: usize, slots: TenantSlots, shards: usize) -> Self {
         TenantUsage {
             memory_used: Arc::default(),
             memory_limit,
             cpu_slices: Arc::default(),
             slots,
             refusals: Arc::default(),
+            placed: (0..shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Counts a request whose instance was placed on `shard`.
+    pub fn count_placed(&self, shard: usize) {
+        if let Some(counter) = self.placed.get(shard) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests whose instance was placed on each shard, by shard.
+    pub fn placed(&self) -> Vec<u64> {
+        self.placed.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 
     /// A slot for one more http component instance, if the tenant is below its cap and has one
@@ -212,7 +227,7 @@ mod tests {
     fn instances_share_their_tenants_budget_and_give_it_back_when_dropped() {
         use super::super::instance_slots::{SharedSlots, SlotPlan, TenantSlots};
         let slots = TenantSlots::new(1, SharedSlots::new(&SlotPlan { services: 0, reserved: 0, shared: 0 }));
-        let tenant = TenantUsage::new(100, slots);
+        let tenant = TenantUsage::new(100, slots, 1);
         let mut a = tenant.instance();
         let mut b = tenant.instance();
         assert!(a.memory_growing(0, 60, None).unwrap());

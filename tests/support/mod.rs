@@ -72,7 +72,8 @@ impl Switchyard {
         Switchyard::start_with(test, admin, config, &[], args)
     }
 
-    fn start_with(
+    /// Like [`Switchyard::start`], with extra environment variables and more arguments.
+    pub fn start_with(
         test: &str,
         admin: SocketAddr,
         config: &str,

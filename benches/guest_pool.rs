@@ -19,6 +19,13 @@
 //!
 //! Printed per run: requests/s, CPU time per request of this process (guests, vnet, pooler or
 //! forward) and of `mariadbd`, and for pooled runs the most connections MariaDB saw.
+//!
+//! Then the same tenant spread over shards (`limits.shards`): its guests split over 1, then 2
+//! single-threaded runtimes, each serving the pool for its own guests (vnet's `Acceptor`) while
+//! the pool — its cap of 8, its queue, its connections — stays one; connect mode, pooled. The
+//! host's CPU per request of each (the per-request cost must not grow when a pool spans shards)
+//! and the requests/s of each (which a machine with more cores than this one shows scaling).
+//! `BENCH_PARTS=connect,reuse,shards` picks the parts (default all).
 
 #[path = "../vnet/benches/support/cpu.rs"]
 mod cpu;
@@ -45,7 +52,7 @@ use switchyard_vnet::dns::Resolver;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::forward::{Forward, ForwardSpec};
 use switchyard_vnet::wasi::GuestNet;
-use switchyard_vnet::{Limits, Network};
+use switchyard_vnet::{Limits, Listener, Network};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -80,50 +87,86 @@ impl Connector for EgressConnector {
     }
 }
 
-/// The tenant: its network and gate, the pooler on 3306 and the forward on 3307 (both served
-/// on the current runtime).
-fn tenant(server: SocketAddr) -> (Arc<Network>, Arc<Egress>) {
-    let network = Network::new("bench", Limits::default());
-    let allowed = [format!("mysql://{server}"), format!("tcp://{server}")]
-        .map(|entry| entry.parse::<AllowedHost>().expect("policy entry"));
-    let resolver = Resolver::hosts_file_only(Duration::from_secs(1)).expect("resolver");
-    let policy = Policy::new(allowed, BlockedNetworks::defaults());
-    let egress = Egress::new("bench", policy, resolver, Duration::from_secs(5));
-
-    let target =
-        Target::new(Scheme::parse("mysql").expect("scheme"), TargetHost::Addr(server.ip()), server.port());
-    let connector = Arc::new(EgressConnector { egress: egress.clone(), target });
-    let pooler = Pooler::new(pooler_config(), connector);
-    let listener = network
-        .listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POOL_PORT), 1024)
-        .expect("pool port");
-    tokio::task::spawn_local(async move {
-        loop {
-            let connection = listener.accept().await;
-            let pooler = pooler.clone();
-            let peer = connection.peer_addr().to_string();
-            tokio::task::spawn_local(async move {
-                let (stream, _guard) = connection.into_parts();
-                pooler.serve(stream, &peer).await;
-            });
-        }
-    });
-
-    let spec = ForwardSpec {
-        port: DIRECT_PORT,
-        host: TargetHost::Addr(server.ip()),
-        to_port: server.port(),
-        tls: None,
-        connect_timeout: Duration::from_secs(5),
-        max_connections: 4096,
-        idle_timeout: Some(Duration::from_secs(3600)),
-    };
-    let forward = Forward::mount(&network, egress.clone(), spec).expect("forward");
-    tokio::task::spawn_local(forward.serve());
-    (network, egress)
+/// The tenant: its network and gate, the pooler on 3306 and the forward on 3307, to be served
+/// on each shard that runs its guests ([`BenchTenant::serve_here`]).
+struct BenchTenant {
+    network: Arc<Network>,
+    egress: Arc<Egress>,
+    pooler: Pooler,
+    pool_port: Arc<Listener>,
+    forward: Forward,
 }
 
-fn pooler_config() -> PoolerConfig {
+impl BenchTenant {
+    fn new(server: SocketAddr) -> Self {
+        let network = Network::new("bench", Limits::default());
+        let allowed = [format!("mysql://{server}"), format!("tcp://{server}")]
+            .map(|entry| entry.parse::<AllowedHost>().expect("policy entry"));
+        let resolver = Resolver::hosts_file_only(Duration::from_secs(1)).expect("resolver");
+        let policy = Policy::new(allowed, BlockedNetworks::defaults());
+        let egress = Egress::new("bench", policy, resolver, Duration::from_secs(5));
+
+        let target = Target::new(
+            Scheme::parse("mysql").expect("scheme"),
+            TargetHost::Addr(server.ip()),
+            server.port(),
+        );
+        let connector = Arc::new(EgressConnector { egress: egress.clone(), target });
+        let pooler = Pooler::new(pooler_config(BACKEND_CONNECTIONS), connector);
+        let pool_port = network
+            .listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POOL_PORT), 1024)
+            .expect("pool port");
+        let spec = ForwardSpec {
+            port: DIRECT_PORT,
+            host: TargetHost::Addr(server.ip()),
+            to_port: server.port(),
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            max_connections: 4096,
+            idle_timeout: Some(Duration::from_secs(3600)),
+        };
+        let forward = Forward::mount(&network, egress.clone(), spec).expect("forward");
+        BenchTenant { network, egress, pooler, pool_port: Arc::new(pool_port), forward }
+    }
+
+    /// Serves the pooler and the forward on the current thread's `LocalSet`, for the
+    /// connections the guests of this thread make (as `switchyard up` does on each of a
+    /// tenant's shards).
+    fn serve_here(&self) {
+        self.serve_pool_here(self.pooler.clone());
+        tokio::task::spawn_local(self.forward.clone().serve());
+    }
+
+    /// Serves `pooler` on the pool's port for the connections this thread's guests make.
+    fn serve_pool_here(&self, pooler: Pooler) {
+        let mut acceptor = self.pool_port.acceptor();
+        tokio::task::spawn_local(async move {
+            loop {
+                let connection = acceptor.accept().await;
+                let pooler = pooler.clone();
+                let peer = connection.peer_addr().to_string();
+                tokio::task::spawn_local(async move {
+                    let (stream, _guard) = connection.into_parts();
+                    pooler.serve(stream, &peer).await;
+                });
+            }
+        });
+    }
+
+    /// A pool of its own (`max_connections`) for one shard, as PgBouncer's processes each have
+    /// with `so_reuseport`: the comparison that shows what sharing one pool costs.
+    fn own_pool(&self, server: SocketAddr, max_connections: usize) -> Pooler {
+        let target = Target::new(
+            Scheme::parse("mysql").expect("scheme"),
+            TargetHost::Addr(server.ip()),
+            server.port(),
+        );
+        let connector = Arc::new(EgressConnector { egress: self.egress.clone(), target });
+        Pooler::new(pooler_config(max_connections), connector)
+    }
+}
+
+fn pooler_config(max_connections: usize) -> PoolerConfig {
     PoolerConfig {
         pool: PoolConfig {
             name: "bench/main".to_owned(),
@@ -135,7 +178,7 @@ fn pooler_config() -> PoolerConfig {
                 connect_timeout: Duration::from_secs(10),
                 tls: None,
             },
-            max_connections: BACKEND_CONNECTIONS,
+            max_connections,
             min_idle: 0,
             idle_timeout: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
@@ -157,7 +200,7 @@ fn pooler_config() -> PoolerConfig {
 /// Runs `clients` instances at once against virtual `port` in `mode`; total requests.
 async fn run_guests(
     pre: &CommandPre<VirtualGuest>,
-    tenant: &(Arc<Network>, Arc<Egress>),
+    tenant: &BenchTenant,
     port: u16,
     mode: &str,
     clients: u32,
@@ -178,7 +221,7 @@ async fn run_guests(
         let state = VirtualGuest {
             wasi: wasi(&env, &stdout).build(),
             table: ResourceTable::new(),
-            net: GuestNet::new(tenant.0.clone(), tenant.1.clone(), "mysql-load"),
+            net: GuestNet::new(tenant.network.clone(), tenant.egress.clone(), "mysql-load"),
         };
         let pre = pre.clone();
         tasks.push(tokio::task::spawn_local(async move {
@@ -211,7 +254,7 @@ async fn measure(
     server: &mariadb::MariaDb,
     mariadbd: u32,
     pre: &CommandPre<VirtualGuest>,
-    tenant: &(Arc<Network>, Arc<Egress>),
+    tenant: &BenchTenant,
     port: u16,
     mode: &str,
     clients: u32,
@@ -231,6 +274,67 @@ async fn measure(
         mariadb_us: per_request(cpu::of(mariadbd) - db_before),
         max_connections: watcher.map(|w| w.join().expect("watcher")),
     }
+}
+
+/// One run of `clients` guests in `mode` against the pool, split over `shards` threads, each a
+/// single-threaded runtime that serves the pool for its own guests; the CPU it cost.
+fn run_on_shards(
+    server: &mariadb::MariaDb,
+    mariadbd: u32,
+    pre: &CommandPre<VirtualGuest>,
+    shards: u32,
+    split_pools: bool,
+    mode: &'static str,
+    clients: u32,
+) -> Figures {
+    let tenant = Arc::new(BenchTenant::new(server.addr));
+    let addr = server.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = server.watch_connections(USER, stop.clone(), Duration::from_millis(100));
+    let (host_before, db_before) = (cpu::of_self(), cpu::of(mariadbd));
+    let start = Instant::now();
+    // A backend connection is driven by the reactor of the shard that opened it, wherever its
+    // session runs: every shard runs until all are done (as `switchyard up`'s shards run for good).
+    let all_done = Arc::new(tokio::sync::Barrier::new(shards as usize));
+    let threads: Vec<_> = (0..shards)
+        .map(|i| {
+            let (tenant, pre, all_done) = (tenant.clone(), pre.clone(), all_done.clone());
+            let share = clients / shards + u32::from(i < clients % shards);
+            std::thread::Builder::new()
+                .name(format!("bench-shard-{i}"))
+                .spawn(move || {
+                    let runtime =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    tokio::task::LocalSet::new().block_on(&runtime, async {
+                        if split_pools {
+                            let share = BACKEND_CONNECTIONS / shards as usize;
+                            tenant.serve_pool_here(tenant.own_pool(addr, share));
+                        } else {
+                            tenant.serve_here();
+                        }
+                        let requests = run_guests(&pre, &tenant, POOL_PORT, mode, share).await;
+                        all_done.wait().await;
+                        requests
+                    })
+                })
+                .expect("shard thread")
+        })
+        .collect();
+    let requests: u64 = threads.into_iter().map(|t| t.join().expect("shard thread")).sum();
+    let elapsed = start.elapsed().as_secs_f64();
+    let per_request = |spent: Duration| spent.as_secs_f64() * 1e6 / requests.max(1) as f64;
+    stop.store(true, Ordering::Relaxed);
+    Figures {
+        per_second: requests as f64 / elapsed,
+        host_us: per_request(cpu::of_self() - host_before),
+        mariadb_us: per_request(cpu::of(mariadbd) - db_before),
+        max_connections: Some(watcher.join().expect("watcher")),
+    }
+}
+
+/// Whether part `name` runs (`BENCH_PARTS`, comma-separated; default all).
+fn part(name: &str) -> bool {
+    std::env::var("BENCH_PARTS").map_or(true, |parts| parts.split(',').any(|p| p.trim() == name))
 }
 
 fn seconds() -> u64 {
@@ -264,12 +368,16 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
-        let tenant = tenant(server.addr);
+        let tenant = BenchTenant::new(server.addr);
+        tenant.serve_here();
         println!("{clients} guest instances at once, {}s per run, pool of {BACKEND_CONNECTIONS}", seconds());
         for (mode, what, goal) in [
             ("connect", "connect + point select + quit per request", 3.0),
             ("reuse", "one connection each, prepared point select per request", 0.8),
         ] {
+            if !part(mode) {
+                continue;
+            }
             println!("{what}:");
             let mut ratios = Vec::new();
             for round in 1..=rounds::rounds() {
@@ -293,4 +401,37 @@ fn main() {
             println!("   ratio pooler / direct: {} (goal >= {goal}x)", rounds::summary(&ratios));
         }
     });
+    drop(local);
+    drop(runtime);
+
+    if part("shards") {
+        println!("the tenant on 1 shard vs 2 shards (pooled, connect + point select + quit per request):");
+        let mut costs = Vec::new();
+        let mut split_costs = Vec::new();
+        for round in 1..=rounds::rounds() {
+            let mut per_request = [0.0; 3];
+            let runs = [(1, false, "1 shard"), (2, false, "2 shards"), (2, true, "2 shards, 2 pools of 4")];
+            for (cost, (shards, split, label)) in per_request.iter_mut().zip(runs) {
+                let figures = run_on_shards(server, mariadbd, &pre, shards, split, "connect", clients);
+                println!(
+                    "   {round}. {label:<23} {:>8.0} requests/s   CPU per request: host {:>5.0} us, mariadbd {:>5.0} us   MariaDB saw at most {} connections",
+                    figures.per_second,
+                    figures.host_us,
+                    figures.mariadb_us,
+                    figures.max_connections.unwrap_or_default(),
+                );
+                *cost = figures.host_us;
+            }
+            costs.push(per_request[1] / per_request[0]);
+            split_costs.push(per_request[2] / per_request[0]);
+        }
+        println!(
+            "   host CPU per request, 2 shards, one pool / 1 shard: {} (goal <= 1.10x)",
+            rounds::summary(&costs)
+        );
+        println!(
+            "   host CPU per request, 2 shards, a pool each / 1 shard: {}",
+            rounds::summary(&split_costs)
+        );
+    }
 }

@@ -32,6 +32,7 @@ mod name;
 mod netmap;
 mod port;
 mod scheme;
+mod socket;
 mod syntax;
 mod target;
 
@@ -46,6 +47,7 @@ pub use entry::{AllowedHost, EntryError, EntryErrorKind, HostPattern, SchemePatt
 pub use name::{HostName, NameError};
 pub use port::{PortError, PortPattern, parse_port};
 pub use scheme::{Scheme, SchemeError};
+pub use socket::{AllowedSocket, MAX_SOCKET_PATH, SocketDenied, SocketPath, SocketPathError, UNIX_PREFIX};
 pub use syntax::SyntaxError;
 pub use target::{Target, TargetError, TargetErrorKind, TargetHost};
 
@@ -60,6 +62,7 @@ pub struct Policy {
     entries: Vec<AllowedHost>,
     index: EntryIndex,
     blocked: BlockedNetworks,
+    sockets: Vec<AllowedSocket>,
 }
 
 impl Policy {
@@ -67,7 +70,27 @@ impl Policy {
     pub fn new(entries: impl IntoIterator<Item = AllowedHost>, blocked: BlockedNetworks) -> Self {
         let entries: Vec<AllowedHost> = entries.into_iter().collect();
         let index = EntryIndex::build(&entries);
-        Policy { entries, index, blocked }
+        Policy { entries, index, blocked, sockets: Vec::new() }
+    }
+
+    /// This policy, also allowing the unix sockets `sockets` (`unix:/path` entries).
+    pub fn with_sockets(mut self, sockets: impl IntoIterator<Item = AllowedSocket>) -> Self {
+        self.sockets.extend(sockets);
+        self
+    }
+
+    /// The unix socket entries, in declaration order.
+    pub fn sockets(&self) -> &[AllowedSocket] {
+        &self.sockets
+    }
+
+    /// Decides a connect to the unix socket `path`: allowed only by an entry naming exactly it
+    /// (`*` does not).
+    pub fn decide_socket(&self, path: &SocketPath) -> Result<&AllowedSocket, SocketDenied> {
+        self.sockets
+            .iter()
+            .find(|entry| entry.path() == path)
+            .ok_or_else(|| SocketDenied { path: path.clone() })
     }
 
     /// The policy that denies everything.

@@ -6,11 +6,15 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use serde_yaml::Value;
-use switchyard_policy::{AllowedHost, Decision, DenyNetworkSpec, HostName, Policy, Scheme, Target};
+use switchyard_policy::{
+    AllowedHost, AllowedSocket, Decision, DenyNetworkSpec, HostName, Policy, Scheme, Target, UNIX_PREFIX,
+};
 
 use super::Overrides;
 use super::diagnostics::Diagnostics;
-use super::model::{Admin, AdminSql, Backend, ComponentKind, Config, Dns, Profile, Tenant, TenantLimits};
+use super::model::{
+    Admin, AdminSql, Backend, ComponentKind, Config, Dns, Profile, PublishAddr, Tenant, TenantLimits,
+};
 use super::path::KeyPath;
 use super::reader::{choice, duration, integer, mapping, parsed, sequence, socket_addr, string};
 use super::secret::Secret;
@@ -145,8 +149,16 @@ fn tenant(
     let f = mapping(d, value, path, TENANT_KEYS)?;
     let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
     let label = name.clone().unwrap_or_else(|| path.to_string());
+    let mut allowed_sockets = Some(Vec::new());
     let (allowed_hosts, declared) = match f.get("allowed_hosts") {
-        Some((v, p)) => (all(sequence(d, v, &p).iter().map(|(v, p)| parsed::<AllowedHost>(d, v, p))), true),
+        Some((v, p)) => {
+            // `unix:/path` entries allow sockets; the others hosts.
+            let items = sequence(d, v, &p);
+            let is_socket = |v: &Value| v.as_str().is_some_and(|t| t.starts_with(UNIX_PREFIX));
+            let (sockets, hosts): (Vec<_>, Vec<_>) = items.iter().partition(|(v, _)| is_socket(v));
+            allowed_sockets = all(sockets.iter().map(|(v, p)| parsed::<AllowedSocket>(d, v, p)));
+            (all(hosts.iter().map(|(v, p)| parsed::<AllowedHost>(d, v, p))), true)
+        }
         None if f.has("allowed_hosts") => (Some(Vec::new()), true),
         None if profile == Profile::Dev => {
             d.warning(
@@ -188,6 +200,7 @@ fn tenant(
     let mut tenant = Tenant {
         name: name?,
         allowed_hosts: allowed_hosts?,
+        allowed_sockets: allowed_sockets?,
         allowed_hosts_declared: declared,
         deny_networks: deny_networks?,
         limits: limits?,
@@ -204,9 +217,30 @@ fn tenant(
         }
     }
     for (pool, p) in &pools {
-        if let Some(Backend::Server { host, port }) = pool.as_ref().map(|x| &x.backend) {
-            let target = Target::new(Scheme::parse("mysql").ok()?, host.clone(), *port);
-            require_allowed(d, &policy, &target, &p.key("backend"), &format!("pool backend {target}"), &who);
+        match pool.as_ref().map(|x| &x.backend) {
+            Some(Backend::Server { host, port }) => {
+                let target = Target::new(Scheme::parse("mysql").ok()?, host.clone(), *port);
+                require_allowed(
+                    d,
+                    &policy,
+                    &target,
+                    &p.key("backend"),
+                    &format!("pool backend {target}"),
+                    &who,
+                );
+            }
+            Some(Backend::Socket(socket)) => {
+                if let Err(denied) = policy.decide_socket(socket) {
+                    d.error(
+                        &p.key("backend"),
+                        format!(
+                            "pool backend mysql+unix://{} is not allowed for {who}: {denied}",
+                            socket.as_str()
+                        ),
+                    );
+                }
+            }
+            _ => {}
         }
     }
     tenant.components = all(components.into_iter().map(|(c, _)| c))?;
@@ -375,12 +409,20 @@ fn cross_tenant_checks(d: &mut Diagnostics, tenants: &[(Option<Tenant>, KeyPath)
     });
     unique(d, routes, "ingress route");
     embedded_accounts_are_not_shared(d, tenants);
-    let publish = decoded()
-        .flat_map(|(t, p)| {
-            t.pools
-                .iter()
-                .enumerate()
-                .filter_map(move |(i, x)| Some((x.publish?, p.key("pools").index(i).key("publish"))))
+    let published = decoded().flat_map(|(t, p)| {
+        t.pools.iter().enumerate().flat_map(move |(i, x)| {
+            x.publish.iter().map(move |addr| (addr.clone(), p.key("pools").index(i).key("publish")))
+        })
+    });
+    let sockets = published.clone().filter_map(|(addr, p)| match addr {
+        PublishAddr::Unix(path) => Some((path, p)),
+        PublishAddr::Tcp(_) => None,
+    });
+    unique(d, sockets, "unix socket");
+    let publish = published
+        .filter_map(|(addr, p)| match addr {
+            PublishAddr::Tcp(addr) => Some((addr, p)),
+            PublishAddr::Unix(_) => None,
         })
         .chain(admin.and_then(|a| a.listen).map(|a| (a, KeyPath::root().key("admin").key("listen"))))
         .chain(

@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use switchyard_policy::{AllowedHost, BlockedNetworks, DenyNetworkSpec, HostName, Policy, TargetHost};
+use switchyard_policy::{
+    AllowedHost, AllowedSocket, BlockedNetworks, DenyNetworkSpec, HostName, Policy, SocketPath, TargetHost,
+};
 
 use super::secret::Secret;
 
@@ -80,6 +82,8 @@ pub struct Tenant {
     pub name: String,
     /// The allow-list in force (after the profile rule for a missing list).
     pub allowed_hosts: Vec<AllowedHost>,
+    /// The unix sockets it may connect to (`unix:/path` entries of `allowed_hosts`).
+    pub allowed_sockets: Vec<AllowedSocket>,
     /// Whether `allowed_hosts` was written in the config (false: it came from the profile rule).
     pub allowed_hosts_declared: bool,
     /// The `deny_networks` items (the default list when not written).
@@ -98,6 +102,7 @@ impl Tenant {
     /// The tenant's egress policy.
     pub fn policy(&self) -> Policy {
         Policy::new(self.allowed_hosts.clone(), BlockedNetworks::from_specs(&self.deny_networks))
+            .with_sockets(self.allowed_sockets.clone())
     }
 }
 
@@ -269,8 +274,26 @@ pub struct Pool {
     pub max_client_sessions: u32,
     /// How a session's `LAST_INSERT_ID()` is learnt after an insert.
     pub last_insert_id: InsertIds,
-    /// An optional real host address where the pooler is also published.
-    pub publish: Option<SocketAddr>,
+    /// Real addresses where the pooler is also published: TCP addresses and unix sockets.
+    pub publish: Vec<PublishAddr>,
+}
+
+/// A real address a pool is published on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PublishAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket (`unix:/path`), created owner-only (`0600`).
+    Unix(SocketPath),
+}
+
+impl std::fmt::Display for PublishAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishAddr::Tcp(addr) => addr.fmt(f),
+            PublishAddr::Unix(path) => path.fmt(f),
+        }
+    }
 }
 
 /// Where a pool's connections go.
@@ -285,6 +308,8 @@ pub enum Backend {
         /// Its port.
         port: u16,
     },
+    /// A real server on this host, through its unix socket (`mysql+unix:///path`).
+    Socket(SocketPath),
 }
 
 /// How client sessions share backend connections.

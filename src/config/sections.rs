@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_yaml::Value;
-use switchyard_policy::{Target, TargetErrorKind, TargetHost};
+use switchyard_policy::{SocketPath, Target, TargetErrorKind, TargetHost, UNIX_PREFIX};
 
 use super::diagnostics::Diagnostics;
 use super::model::{
     Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, InsertIds, Pool, PoolMode,
-    Restart,
+    PublishAddr, Restart,
 };
 use super::path::KeyPath;
 use super::reader::{
@@ -327,7 +327,7 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
     let last_insert_id = f.or(d, "last_insert_id", InsertIds::Exact, |d, v, p| {
         choice(d, v, p, "last_insert_id setting", &insert_ids)
     });
-    let publish = f.optional(d, "publish", socket_addr);
+    let publish = f.or(d, "publish", Vec::new(), publish_addrs);
     let pool = Pool {
         name: name?,
         port: guest?,
@@ -411,18 +411,49 @@ fn backend(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Backend
     if text == "embedded" {
         return Some(Backend::Embedded);
     }
+    let forms = "`embedded`, `mysql://HOST[:PORT]` or `mysql+unix:///PATH`";
+    if let Some(socket) = text.strip_prefix("mysql+unix://") {
+        return match SocketPath::parse(socket) {
+            Ok(socket) => Some(Backend::Socket(socket)),
+            Err(e) => {
+                d.error(path, format!("backend must be {forms}: {e}"));
+                None
+            }
+        };
+    }
     match text.parse::<Target>() {
         Ok(t) if t.scheme().as_str() == "mysql" => {
             Some(Backend::Server { host: t.host().clone(), port: t.port() })
         }
         Ok(_) => {
-            d.error(path, format!("backend `{text}` must be `embedded` or `mysql://HOST[:PORT]`"));
+            d.error(path, format!("backend `{text}` must be {forms}"));
             None
         }
         Err(e) => {
-            d.error(path, format!("backend must be `embedded` or `mysql://HOST[:PORT]`: {}", e.kind));
+            d.error(path, format!("backend must be {forms}: {}", e.kind));
             None
         }
+    }
+}
+
+/// `publish`: one address or a list, each a TCP address or `unix:/path`.
+fn publish_addrs(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<Vec<PublishAddr>> {
+    let one = |d: &mut Diagnostics, value: &Value, path: &KeyPath| -> Option<PublishAddr> {
+        let text = string(d, value, path)?;
+        match text.strip_prefix(UNIX_PREFIX) {
+            Some(socket) => {
+                SocketPath::parse(socket).map(PublishAddr::Unix).map_err(|e| d.error(path, e)).ok()
+            }
+            None => socket_addr(d, value, path).map(PublishAddr::Tcp),
+        }
+    };
+    match value {
+        Value::Sequence(items) => {
+            let addrs: Vec<Option<PublishAddr>> =
+                items.iter().enumerate().map(|(i, v)| one(d, v, &path.index(i))).collect();
+            addrs.into_iter().collect()
+        }
+        _ => one(d, value, path).map(|addr| vec![addr]),
     }
 }
 

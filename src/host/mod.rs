@@ -25,6 +25,7 @@ mod instance_slots;
 mod listener;
 mod metrics;
 mod pools;
+mod published;
 mod request_body;
 mod request_instance;
 mod service;

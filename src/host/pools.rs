@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_policy::{Scheme, Target};
+use switchyard_policy::{Scheme, SocketPath, Target};
 use switchyard_pooler::backend::{BackendSettings, BackendTls};
 use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::{
@@ -18,12 +18,12 @@ use switchyard_vnet::Listener;
 use switchyard_vnet::dial::dial;
 use switchyard_vnet::egress::Egress;
 use switchyard_vnet::tls::TlsClient;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::embedded::SocketConnector;
 use super::guest::Workload;
+use super::published::{Accepted, PublishedListener};
 use crate::config::{self, Backend, Tenant};
 
 /// How long one backend connect attempt may take.
@@ -66,6 +66,31 @@ impl Connector for EgressConnector {
     }
 }
 
+/// Dials a `mysql+unix://` backend through the tenant's egress gate: the socket must be
+/// allowed by a `unix:/path` entry, decided at every connect.
+struct SocketEgressConnector {
+    egress: Arc<Egress>,
+    component: String,
+    path: SocketPath,
+}
+
+impl Connector for SocketEgressConnector {
+    fn connect(&self) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let stream = self
+                .egress
+                .connect_socket(&self.component, &self.path)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(stream) as BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("mysql+unix://{}", self.path.as_str())
+    }
+}
+
 /// A pool mounted on its tenant's network: it holds its virtual port until dropped (with every
 /// [`MountedPool::accept_virtual`] it started).
 pub struct MountedPool {
@@ -73,7 +98,7 @@ pub struct MountedPool {
     pooler: Pooler,
     v4: Arc<Listener>,
     v6: Arc<Listener>,
-    published: Option<TcpListener>,
+    published: Vec<PublishedListener>,
 }
 
 /// Mounts every pool of `tenant` whose backend is a server. The returned pools still have to be
@@ -106,6 +131,11 @@ pub async fn mount(
                     target,
                 })
             }
+            Backend::Socket(path) => Arc::new(SocketEgressConnector {
+                egress: workload.egress.clone(),
+                component: format!("pool {}", pool.name),
+                path: path.clone(),
+            }),
             Backend::Embedded => match embedded {
                 Some(connector) => Arc::new(connector.clone()),
                 None => anyhow::bail!(
@@ -124,18 +154,20 @@ pub async fn mount(
         };
         let v4 = listen(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
         let v6 = listen(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
-        let published = match pool.publish {
-            None => None,
-            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
-                format!("tenant {}: {key}.publish: cannot listen on {addr}", tenant.name)
-            })?),
-        };
+        let mut published = Vec::with_capacity(pool.publish.len());
+        for addr in &pool.publish {
+            published.push(
+                PublishedListener::bind(addr)
+                    .await
+                    .with_context(|| format!("tenant {}: {key}.publish", tenant.name))?,
+            );
+        }
         tracing::info!(
             tenant = tenant.name,
             pool = pool.name,
             port = pool.port,
             backend = %pooler.pool().config().name,
-            publish = ?pool.publish,
+            publish = pool.publish.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
             max_connections = pool.max_connections,
             mode = %pool.mode,
             "pool mounted",
@@ -219,6 +251,9 @@ impl MountedPool {
         let MountedPool { pooler, v4, v6, published, .. } = self;
         let (mut v4, mut v6) = (v4.acceptor(), v6.acceptor());
         let mut sessions = JoinSet::new();
+        for listener in published {
+            sessions.spawn(serve_published(pooler.clone(), listener));
+        }
         let upkeep = pooler.clone();
         sessions.spawn(async move {
             // One connection at start: readiness then knows whether the backend answers.
@@ -231,19 +266,6 @@ impl MountedPool {
             tokio::select! {
                 connection = v4.accept() => serve_virtual(&pooler, &mut sessions, connection),
                 connection = v6.accept() => serve_virtual(&pooler, &mut sessions, connection),
-                accepted = accept_published(published.as_ref()) => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let pooler = pooler.clone();
-                        let peer = peer.to_string();
-                        let span = tracing::info_span!("pool.session", pool = pooler.pool().config().name, peer);
-                        sessions.spawn(async move { pooler.serve(stream, &peer).await }.instrument(span));
-                    }
-                    Err(error) => {
-                        tracing::warn!(pool = pooler.pool().config().name, "accept on the published address failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
                 Some(_) = sessions.join_next(), if sessions.len() > 1 => {}
             }
         }
@@ -265,11 +287,32 @@ fn serve_virtual(pooler: &Pooler, sessions: &mut JoinSet<()>, connection: switch
     );
 }
 
-async fn accept_published(
-    listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
+/// Serves the clients of one published address until dropped (which ends them, and removes a
+/// unix socket's file).
+async fn serve_published(pooler: Pooler, listener: PublishedListener) {
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, peer)) => {
+                    let pooler = pooler.clone();
+                    let span = tracing::info_span!("pool.session", pool = pooler.pool().config().name, peer);
+                    sessions.spawn(
+                        async move {
+                            match client {
+                                Accepted::Tcp(stream) => pooler.serve(stream, &peer).await,
+                                Accepted::Unix(stream) => pooler.serve(stream, &peer).await,
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(pool = pooler.pool().config().name, "accept on {} failed: {error}", listener.describe());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
     }
 }

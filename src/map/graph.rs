@@ -155,6 +155,9 @@ fn graph(config: &Config) -> Graph {
                     format!("mysql://{host}:{port}"),
                     "policy, DNS",
                 ),
+                Backend::Socket(path) => {
+                    (id(&["socket", path.as_str()]), format!("mysql+unix://{}", path.as_str()), "policy")
+                }
             };
             if !g.outside.iter().any(|n| n.id == backend) {
                 g.outside.push(Node { id: backend.clone(), label, shape: Shape::External });
@@ -166,13 +169,16 @@ fn graph(config: &Config) -> Graph {
                 dashed: true,
             });
         }
-        let allowed = if t.allowed_hosts.is_empty() {
+        let entries: Vec<String> = t
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_string())
+            .chain(t.allowed_sockets.iter().map(|s| s.to_string()))
+            .collect();
+        let allowed = if entries.is_empty() {
             "allowed hosts: none".to_owned()
         } else {
-            format!(
-                "allowed hosts:\n{}",
-                t.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("\n")
-            )
+            format!("allowed hosts:\n{}", entries.join("\n"))
         };
         nodes.push(Node { id: id(&[&t.name, "policy"]), label: allowed, shape: Shape::External });
         g.clusters.push(Cluster { id: id(&["tenant", &t.name]), label: format!("tenant {}", t.name), nodes });

@@ -55,10 +55,16 @@ fn human(d: std::time::Duration) -> String {
 }
 
 fn tenant_tree(t: &Tenant) -> Node {
-    let hosts = if t.allowed_hosts.is_empty() {
+    let entries: Vec<String> = t
+        .allowed_hosts
+        .iter()
+        .map(|e| e.to_string())
+        .chain(t.allowed_sockets.iter().map(|s| s.to_string()))
+        .collect();
+    let hosts = if entries.is_empty() {
         vec![Node::leaf("(none: every destination is denied)")]
     } else {
-        t.allowed_hosts.iter().map(|e| Node::leaf(e.to_string())).collect()
+        entries.into_iter().map(Node::leaf).collect()
     };
     let hosts_label = if t.allowed_hosts_declared {
         "allowed hosts".to_owned()
@@ -115,6 +121,7 @@ fn tenant_tree(t: &Tenant) -> Node {
                 Backend::Server { host, port } => {
                     format!("mysql://{host}:{port}{}", if p.tls { " (tls)" } else { "" })
                 }
+                Backend::Socket(path) => format!("mysql+unix://{}", path.as_str()),
             };
             let details = vec![
                 Node::leaf(format!(
@@ -134,7 +141,12 @@ fn tenant_tree(t: &Tenant) -> Node {
                     human(p.max_lifetime)
                 )),
             ];
-            let publish = p.publish.map_or(String::new(), |a| format!(", also published on {a}"));
+            let published: Vec<String> = p.publish.iter().map(|a| a.to_string()).collect();
+            let publish = if published.is_empty() {
+                String::new()
+            } else {
+                format!(", also published on {}", published.join(", "))
+            };
             (p.port, Node::branch(format!(":{} -> pool {} -> {backend}{publish}", p.port, p.name), details))
         }))
         .collect();

@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use switchyard_policy::{Allowed, Decision, Denied, HostName, NameBindings, Policy, Target};
+use switchyard_policy::{
+    Allowed, Decision, Denied, HostName, NameBindings, Policy, SocketDenied, SocketPath, Target,
+};
 use thiserror::Error;
 use tokio::net::TcpStream;
 
@@ -109,6 +111,39 @@ pub enum EgressError {
         workload: String,
         /// The address.
         addr: SocketAddr,
+        /// The OS error.
+        error: std::io::Error,
+    },
+}
+
+/// Why a connect to a unix socket failed.
+#[derive(Debug, Error)]
+pub enum SocketEgressError {
+    /// No `unix:/path` entry allows the socket.
+    #[error("workload `{workload}`: {denied}")]
+    Denied {
+        /// The workload.
+        workload: String,
+        /// The decision.
+        denied: SocketDenied,
+    },
+    /// The connect did not finish within the timeout.
+    #[error("workload `{workload}`: connecting to {path} took longer than {timeout:?}")]
+    Timeout {
+        /// The workload.
+        workload: String,
+        /// The socket.
+        path: SocketPath,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The connect failed.
+    #[error("workload `{workload}`: connecting to {path} failed: {error}")]
+    Io {
+        /// The workload.
+        workload: String,
+        /// The socket.
+        path: SocketPath,
         /// The OS error.
         error: std::io::Error,
     },
@@ -248,6 +283,37 @@ impl Egress {
             denied: Box::new(denied),
         })?;
         self.connect_decided(addr).await
+    }
+
+    /// Decides the unix socket `path` for `component` (only a `unix:/path` entry naming it
+    /// allows it; a denial is logged like any other) and connects to it within the connect
+    /// timeout. Only the host's own declared pieces (a pool's `mysql+unix://` backend) connect
+    /// to sockets: guests have no unix sockets.
+    pub async fn connect_socket(
+        &self,
+        component: &str,
+        path: &SocketPath,
+    ) -> Result<tokio::net::UnixStream, SocketEgressError> {
+        let workload = || self.workload.to_string();
+        if let Err(denied) = self.policy.decide_socket(path) {
+            if self.denial_log_allows() {
+                tracing::warn!(
+                    target: "switchyard::egress",
+                    tenant = %self.workload,
+                    component,
+                    target = %denied.path,
+                    suggestion = %denied.path,
+                    "egress denied: {denied}",
+                );
+            }
+            return Err(SocketEgressError::Denied { workload: workload(), denied });
+        }
+        let timeout = self.connect_timeout;
+        match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path.as_str())).await {
+            Err(_) => Err(SocketEgressError::Timeout { workload: workload(), path: path.clone(), timeout }),
+            Ok(Err(error)) => Err(SocketEgressError::Io { workload: workload(), path: path.clone(), error }),
+            Ok(Ok(stream)) => Ok(stream),
+        }
     }
 
     /// Connects to an address that has already been decided, within the connect timeout.

@@ -37,14 +37,17 @@ tenants:
     )
 }
 
-/// The greedy tenant's http instances alive now, from `/metrics`.
-async fn greedy_instances(admin: SocketAddr) -> u64 {
+/// The greedy tenant's http instances alive now, and its requests refused for want of a shared
+/// slot so far, from `/metrics`.
+async fn greedy_usage(admin: SocketAddr) -> (u64, u64) {
     let (_, metrics) = request(admin, "localhost", "GET", "/metrics", b"").await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"switchyard_tenant_instances{tenant="greedy"} "#))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    let value = |prefix: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (
+        value(r#"switchyard_tenant_instances{tenant="greedy"} "#),
+        value(r#"switchyard_tenant_refusals_total{tenant="greedy",budget="shared_slots"} "#),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,14 +63,16 @@ async fn a_tenant_filling_the_shared_instance_slots_leaves_its_neighbours_their_
             tokio::spawn(async move { request(ingress, "greedy.localhost", "GET", "/sleep/60", b"").await })
         })
         .collect();
-    // Wait (bounded) until the greedy tenant holds all it can: it stops growing.
+    // Wait (bounded) until the greedy tenant holds all it can: a request of its was refused for
+    // want of a shared slot (a pause in its growth is not enough on a busy machine: requests
+    // still on their way would take the slots the checks below expect to be gone).
     let mut held = 0;
     for _ in 0..600 {
-        let now = greedy_instances(admin).await;
-        if now >= 990 && now == held {
+        let (now, refused) = greedy_usage(admin).await;
+        held = now;
+        if refused > 0 {
             break;
         }
-        held = now;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("the greedy tenant holds {held} instances");

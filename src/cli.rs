@@ -143,7 +143,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Check { config, overrides } => {
-                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides(), true)?
                 else {
                     return Ok(ExitCode::from(2));
                 };
@@ -165,7 +165,8 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Map { config, format, overrides } => {
-                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                let Some(loaded) =
+                    crate::config_file::load_reporting(&config, &overrides.overrides(), false)?
                 else {
                     return Ok(ExitCode::from(2));
                 };
@@ -179,7 +180,7 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Up { config, shards, overrides } => {
-                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides(), true)?
                 else {
                     return Ok(ExitCode::from(2));
                 };
@@ -188,7 +189,8 @@ impl Cli {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Status { config, overrides } => {
-                let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides())?
+                let Some(loaded) =
+                    crate::config_file::load_reporting(&config, &overrides.overrides(), false)?
                 else {
                     return Ok(ExitCode::from(2));
                 };

@@ -7,11 +7,19 @@ use anyhow::Context;
 use crate::config::{self, Diagnostic, Loaded, Overrides, Severity};
 
 /// Loads `path`, printing every warning and error to stderr. `Ok(None)` means the config is
-/// invalid (the errors were printed); `Err` means the file could not be read.
-pub fn load_reporting(path: &Path, overrides: &Overrides) -> anyhow::Result<Option<Loaded>> {
+/// invalid (the errors were printed); `Err` means the file could not be read. With
+/// `check_files`, each component's `wasm` file must be there and be a component (relative paths
+/// are relative to the config's folder), reported with the other errors.
+pub fn load_reporting(
+    path: &Path,
+    overrides: &Overrides,
+    check_files: bool,
+) -> anyhow::Result<Option<Loaded>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-    match config::load(&text, overrides, &|name| std::env::var(name).ok()) {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let wasm = |file: &str| if check_files { check_component(&base.join(file)) } else { Ok(()) };
+    match config::load_checking_files(&text, overrides, &|name| std::env::var(name).ok(), &wasm) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("{}", render(path, warning));
@@ -26,6 +34,36 @@ pub fn load_reporting(path: &Path, overrides: &Overrides) -> anyhow::Result<Opti
             eprintln!("{}: {errors} error{} found", path.display(), if errors == 1 { "" } else { "s" });
             Ok(None)
         }
+    }
+}
+
+/// The magic number and version every wasm binary starts with, and the version of a core
+/// module (a component has version `0x0d`, layer 1: `0d 00 01 00`).
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+
+/// Whether `file` can be read and holds a wasm component (by its header; `up` compiles it).
+fn check_component(file: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    let read = std::fs::File::open(file).and_then(|mut f| {
+        let mut filled = 0;
+        while filled < header.len() {
+            match f.read(&mut header[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        Ok(filled)
+    });
+    match read {
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+        Ok(8) if header[..4] == *WASM_MAGIC && header[4..] == COMPONENT_VERSION => Ok(()),
+        Ok(8) if header[..4] == *WASM_MAGIC => Err(format!(
+            "not a component: {} is a core wasm module; build it as a component (e.g. for wasm32-wasip2)",
+            file.display()
+        )),
+        Ok(_) => Err(format!("not a component: {} is not a wasm binary", file.display())),
     }
 }
 

@@ -38,7 +38,7 @@ pub fn run(args: &PolicyCheckArgs) -> anyhow::Result<ExitCode> {
     let mut entries = args.allow.clone();
     let mut blocked = None;
     if let (Some(path), Some(name)) = (&args.config, &args.tenant) {
-        let Some(loaded) = crate::config_file::load_reporting(path, &Overrides::default())? else {
+        let Some(loaded) = crate::config_file::load_reporting(path, &Overrides::default(), false)? else {
             return Ok(ExitCode::from(2));
         };
         let tenants = &loaded.config.tenants;

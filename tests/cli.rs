@@ -163,6 +163,57 @@ fn check_lists_every_error_with_its_key_path_and_line() {
 }
 
 #[test]
+fn check_reports_secrets_policy_and_wasm_files_in_one_pass() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("check-one-pass");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("folder");
+    // A core module, not a component; and a text file.
+    std::fs::write(dir.join("module.wasm"), b"\0asm\x01\x00\x00\x00").expect("module");
+    std::fs::write(dir.join("notes.wasm"), b"hello").expect("text");
+    let config = dir.join("switchyard.yaml");
+    std::fs::write(
+        &config,
+        r#"version: 1
+tenants:
+  - name: acme
+    allowed_hosts: ["mysql://db.internal:3306"]
+    components:
+      - name: gone
+        kind: service
+        wasm: missing.wasm
+      - name: core
+        kind: service
+        wasm: module.wasm
+      - name: text
+        kind: service
+        wasm: notes.wasm
+    forwards:
+      - { port: 5432, to: "pg.internal:5432" }
+    pools:
+      - name: main
+        backend: "mysql://other.internal:3306"
+        user: app
+        password: ${env:SWITCHYARD_SURELY_UNSET_VARIABLE}
+"#,
+    )
+    .expect("config");
+    let out = switchyard(&["check", &config.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    for expected in [
+        ":8: error: tenants[0].components[0].wasm: cannot read",
+        ":11: error: tenants[0].components[1].wasm: not a component:",
+        ":14: error: tenants[0].components[2].wasm: not a component:",
+        ":16: error: tenants[0].forwards[0]: forward to pg.internal:5432 is not allowed",
+        ":19: error: tenants[0].pools[0].backend: pool backend mysql://other.internal:3306 is not allowed",
+        ":21: error: tenants[0].pools[0].password: environment variable `SWITCHYARD_SURELY_UNSET_VARIABLE` is not set",
+        "6 errors found",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
 fn check_accepts_the_example_and_names_a_missing_secret() {
     let config = repo("examples/switchyard.yaml");
     let out = switchyard(&["check", &config], SECRETS);
@@ -256,7 +307,8 @@ fn check_refuses_more_tenants_than_one_hosts_instance_slots() {
     // 2,300 tenants with an http component each reserve 4 slots: 9,200 + 1,000 shared.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("too_many_slots");
     std::fs::create_dir_all(&dir).expect("test dir");
-    std::fs::write(dir.join("web.wasm"), b"not checked by check").expect("wasm file");
+    // `check` reads a component's header only; `up` compiles it.
+    std::fs::write(dir.join("web.wasm"), b"\0asm\x0d\x00\x01\x00").expect("wasm file");
     let tenants = |count: usize| {
         let mut yaml = String::from("version: 1\ntenants:\n");
         for i in 0..count {

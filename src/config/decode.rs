@@ -18,7 +18,7 @@ use super::model::{
 use super::path::KeyPath;
 use super::reader::{choice, duration, integer, mapping, parsed, sequence, socket_addr, string};
 use super::secret::Secret;
-use super::sections::{self, EnvLookup, valid_name};
+use super::sections::{self, EnvLookup, WasmCheck, valid_name};
 
 const ROOT_KEYS: &[&str] = &["version", "profile", "state_dir", "admin", "dns", "tenants"];
 const DNS_KEYS: &[&str] = &["timeout", "hosts"];
@@ -39,7 +39,13 @@ const LIMIT_KEYS: &[&str] = &[
 ];
 
 /// Decodes and checks a whole document.
-pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvLookup<'_>) -> Option<Config> {
+pub fn root(
+    d: &mut Diagnostics,
+    value: &Value,
+    overrides: &Overrides,
+    env: EnvLookup<'_>,
+    wasm: WasmCheck<'_>,
+) -> Option<Config> {
     let top = KeyPath::root();
     let f = mapping(d, value, &top, ROOT_KEYS)?;
     if let Some((v, p)) = f.get("version")
@@ -67,7 +73,7 @@ pub fn root(d: &mut Diagnostics, value: &Value, overrides: &Overrides, env: EnvL
             }
             let profile = profile.unwrap_or_default();
             let decoded: Vec<_> =
-                items.iter().map(|(v, p)| (tenant(d, v, p, profile, env), p.clone())).collect();
+                items.iter().map(|(v, p)| (tenant(d, v, p, profile, env, wasm), p.clone())).collect();
             cross_tenant_checks(d, &decoded, admin.as_ref());
             decoded.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()
         }
@@ -145,6 +151,7 @@ fn tenant(
     path: &KeyPath,
     profile: Profile,
     env: EnvLookup<'_>,
+    wasm: WasmCheck<'_>,
 ) -> Option<Tenant> {
     let f = mapping(d, value, path, TENANT_KEYS)?;
     let name = f.required(d, "name").and_then(|(v, p)| valid_name(d, v, &p));
@@ -180,6 +187,13 @@ fn tenant(
         |d: &mut Diagnostics, key: &str| f.get(key).map(|(v, p)| sequence(d, v, &p)).unwrap_or_default();
     let components: Vec<_> =
         list(d, "components").into_iter().map(|(v, p)| (sections::component(d, v, &p, env), p)).collect();
+    for (component, p) in &components {
+        if let Some(c) = component
+            && let Err(why) = wasm(&c.wasm.to_string_lossy())
+        {
+            d.error(&p.key("wasm"), why);
+        }
+    }
     let forwards: Vec<_> =
         list(d, "forwards").into_iter().map(|(v, p)| (sections::forward(d, v, &p), p)).collect();
     let pools: Vec<_> =

@@ -49,6 +49,17 @@ pub fn load(
     overrides: &Overrides,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    load_checking_files(text, overrides, env, &|_| Ok(()))
+}
+
+/// As [`load`], also asking `wasm` about each component's file (`Err`: why it cannot run), so
+/// that a missing file or one that is not a component is reported with the rest, at its key.
+pub fn load_checking_files(
+    text: &str,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    wasm: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let mut d = Diagnostics::new(Positions::index(text));
     let value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(value) => value,
@@ -73,7 +84,7 @@ pub fn load(
             return Err(vec![Diagnostic { severity: Severity::Error, path, line, message }]);
         }
     };
-    let config = decode::root(&mut d, &value, overrides, env);
+    let config = decode::root(&mut d, &value, overrides, env, wasm);
     match config {
         Some(config) if !d.has_errors() => Ok(Loaded { config, warnings: d.into_items() }),
         _ => {

@@ -49,6 +49,12 @@ impl Secret {
         Ok(Secret { reference: text.to_owned(), value })
     }
 
+    /// A reference whose variable is not set (or empty): stands in for the secret while the
+    /// rest of a config is checked, in a config that is then refused (its error was reported).
+    pub(crate) fn unresolved(reference: &str) -> Self {
+        Secret { reference: reference.to_owned(), value: String::new() }
+    }
+
     /// The secret value, for the one place that must use it (authentication).
     pub fn expose(&self) -> &str {
         &self.value

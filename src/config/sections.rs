@@ -16,10 +16,14 @@ use super::path::KeyPath;
 use super::reader::{
     self, boolean, choice, duration, integer, mapping, port, positive_duration, socket_addr, string,
 };
-use super::secret::Secret;
+use super::secret::{Secret, SecretError};
 
 /// Looks up environment variables for secrets.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Looks at a component's `wasm` file as the config writes it: `Err` says why it cannot be run
+/// (missing, unreadable, not a component). Config decoding does no I/O; the caller passes this.
+pub type WasmCheck<'a> = &'a dyn Fn(&str) -> Result<(), String>;
 
 /// Checks a tenant, component or pool name: `[a-z0-9][a-z0-9_-]*`, at most 63 characters.
 pub fn valid_name(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<String> {
@@ -309,7 +313,18 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
     let user = f.required(d, "user").and_then(|(v, p)| string(d, v, &p));
     let password = f.required(d, "password").and_then(|(v, p)| {
         let text = string(d, v, &p)?;
-        Secret::resolve(&text, env).map_err(|e| d.error(&p, e)).ok()
+        match Secret::resolve(&text, env) {
+            Ok(secret) => Some(secret),
+            // Reported; the pool is still decoded, so that its other checks run in this pass.
+            Err(e @ (SecretError::Missing(_) | SecretError::Empty(_))) => {
+                d.error(&p, e);
+                Some(Secret::unresolved(&text))
+            }
+            Err(e) => {
+                d.error(&p, e);
+                None
+            }
+        }
     });
     let tls = f.or(d, "tls", false, boolean);
     let modes = [("transaction", PoolMode::Transaction), ("session", PoolMode::Session)];

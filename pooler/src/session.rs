@@ -495,7 +495,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let result = match result {
             Ok(outcome) if read_insert_id_behind => match conn.read_insert_id_behind().await {
                 Ok(value) => Ok((outcome, Some(value))),
-                Err(error) => Err(error),
+                // The client has its whole response: it is not told of a failure after it. The
+                // connection is marked broken (the pool drops it); the id is read from it in
+                // vain when the session lets it go, and logged as lost, as without the read.
+                Err(error) => {
+                    tracing::warn!(pool = self.ctx.pool.config().name, "{error}");
+                    Ok((outcome, None))
+                }
             },
             Ok(outcome) => Ok((outcome, None)),
             Err(error) => Err(conn.broke(error)),

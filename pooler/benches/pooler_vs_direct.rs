@@ -79,6 +79,7 @@ async fn publish(backend: SocketAddr, max_connections: usize, insert_ids: Insert
         idle_transaction_timeout: Duration::from_secs(60),
         client_write_timeout: Duration::from_secs(30),
         insert_ids,
+        client_tls: None,
     };
     let pooler = Pooler::new(config, Arc::new(support::TcpConnector(backend)));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -26,6 +26,8 @@ pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
 pub const ER_MAX_PREPARED_STMT_COUNT: u16 = 1461;
 /// `ER_MALFORMED_PACKET`.
 pub const ER_MALFORMED_PACKET: u16 = 1835;
+/// `ER_SECURE_TRANSPORT_REQUIRED`.
+pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 /// `ER_CLIENT_INTERACTION_TIMEOUT` (MySQL 8's code for a client closed for inactivity).
 pub const ER_CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
 /// `CR_CONN_HOST_ERROR`, as proxies report a backend they cannot reach.
@@ -74,6 +76,15 @@ impl ClientError {
             "Too many connections: pool {pool} serves at most {max} client sessions (max_client_sessions)"
         );
         ClientError::new(ER_CON_COUNT, *b"08004", message)
+    }
+
+    /// The pool requires TLS and the client did not start it (MySQL's
+    /// `ER_SECURE_TRANSPORT_REQUIRED`, sent before the client sends its scramble).
+    pub fn tls_required(pool: &str) -> Self {
+        let message = format!(
+            "Connections using insecure transport are prohibited: pool {pool} requires TLS (publish_tls.required); connect with TLS"
+        );
+        ClientError::new(ER_SECURE_TRANSPORT_REQUIRED, *b"HY000", message)
     }
 
     /// The backend connection broke during a command.

@@ -29,6 +29,7 @@
 pub mod admin;
 pub mod backend;
 pub mod client_error;
+pub mod client_tls;
 pub mod login_gate;
 pub mod pins;
 pub mod pool;

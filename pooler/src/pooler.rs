@@ -14,12 +14,14 @@ use tokio::sync::Semaphore;
 
 use crate::backend::Connector;
 use crate::client_error::ClientError;
+use crate::client_tls::ClientTls;
 use crate::login_gate::{LoginGate, MAX_LOGINS_IN_PROGRESS};
 use crate::pool::{Pool, PoolConfig};
 use crate::protocol::auth::AuthMethod;
 use crate::protocol::framing::{PacketConn, Sequence};
 use crate::protocol::packets;
-use crate::protocol::server_handshake::{self, Greeting, HandshakeError};
+use crate::protocol::prefixed::Prefixed;
+use crate::protocol::server_handshake::{self, Client, Greeting, HandshakeError};
 use crate::registry::ClientRow;
 use crate::session::{InsertIds, KnownSets, PoolMode, Session, SessionContext};
 use crate::stats::ErrorKind;
@@ -55,6 +57,14 @@ pub struct PoolerConfig {
     pub client_write_timeout: Duration,
     /// How a session's `LAST_INSERT_ID()` is learnt after an insert.
     pub insert_ids: InsertIds,
+    /// TLS for the clients of published addresses ([`Pooler::serve_published`]), if any.
+    pub client_tls: Option<ClientTls>,
+}
+
+/// A client past the handshake, on its plain stream or inside TLS.
+enum Handshaken<S> {
+    Plain(PacketConn<S>, Client, Sequence),
+    Tls(Box<PacketConn<tokio_rustls::server::TlsStream<Prefixed<S>>>>, Client, Sequence),
 }
 
 /// A per-tenant MySQL pooler.
@@ -100,8 +110,25 @@ impl Pooler {
         &self.logins
     }
 
-    /// Serves one client stream until the session ends. `peer` names the client in logs.
+    /// Serves one client stream until the session ends, without TLS (a guest's virtual
+    /// connection). `peer` names the client in logs.
     pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: &str) {
+        self.serve_with(stream, peer, None).await;
+    }
+
+    /// Serves a client of a published address: with the pool's client TLS, if it has one
+    /// (offered, or required).
+    pub async fn serve_published<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, peer: &str) {
+        let tls = self.config.client_tls.clone();
+        self.serve_with(stream, peer, tls.as_ref()).await;
+    }
+
+    async fn serve_with<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        peer: &str,
+        tls: Option<&ClientTls>,
+    ) {
         let name = &self.config.pool.name;
         let login = self.logins.enter();
         let mut conn = PacketConn::new(stream, MAX_LOGIN_PACKET);
@@ -124,7 +151,7 @@ impl Pooler {
         let accepted = tokio::select! {
             accepted = tokio::time::timeout(
                 self.config.handshake_timeout,
-                server_handshake::authenticate(&mut conn, &greeting),
+                self.handshake(conn, &greeting, tls),
             ) => accepted,
             () = login.evicted() => {
                 self.pool.stats().error(ErrorKind::ClientProtocol);
@@ -137,14 +164,18 @@ impl Pooler {
             }
         };
         drop(login);
-        let (hello, mut seq) = match accepted {
-            Ok(Ok(accepted)) => accepted,
+        match accepted {
+            Ok(Ok(Handshaken::Plain(conn, hello, seq))) => {
+                self.session(conn, hello, seq, &greeting, peer).await
+            }
+            Ok(Ok(Handshaken::Tls(conn, hello, seq))) => {
+                self.session(*conn, hello, seq, &greeting, peer).await
+            }
             Ok(Err(error)) => {
                 if !matches!(error, HandshakeError::Closed) {
                     self.pool.stats().error(ErrorKind::ClientProtocol);
                 }
                 tracing::info!(pool = name, peer, "client handshake failed: {error}");
-                return;
             }
             Err(_) => {
                 self.pool.stats().error(ErrorKind::ClientProtocol);
@@ -154,9 +185,55 @@ impl Pooler {
                     "client did not log in within {:?}; closed",
                     self.config.handshake_timeout
                 );
-                return;
             }
-        };
+        }
+    }
+
+    /// The handshake up to a verified password, inside TLS when the client asks for it and
+    /// `tls` is set; a client that does not ask is refused where `tls` requires it.
+    async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut conn: PacketConn<S>,
+        greeting: &Greeting,
+        tls: Option<&ClientTls>,
+    ) -> Result<Handshaken<S>, HandshakeError> {
+        let (greeted, mut seq) = server_handshake::greet(&mut conn, greeting, tls.is_some()).await?;
+        let payload = conn.read_packet(&mut seq).await?.ok_or(HandshakeError::Closed)?;
+        match tls {
+            Some(tls) if server_handshake::is_ssl_request(&payload) => {
+                // The client's ClientHello may have come in the same read as its SSLRequest.
+                let (stream, early) = conn.into_parts();
+                let stream = tls.acceptor().accept(Prefixed::new(early, stream)).await?;
+                let mut conn = PacketConn::new(stream, MAX_LOGIN_PACKET);
+                let payload = conn.read_packet(&mut seq).await?.ok_or(HandshakeError::Closed)?;
+                let (hello, seq) =
+                    server_handshake::finish(&mut conn, greeting, greeted, seq, &payload).await?;
+                Ok(Handshaken::Tls(Box::new(conn), hello, seq))
+            }
+            Some(tls) if tls.required() => {
+                let refusal = ClientError::tls_required(&self.config.pool.name);
+                conn.send(&mut seq, &refusal.packet()).await?;
+                Err(HandshakeError::Unsupported(refusal.to_string()))
+            }
+            _ => {
+                let (hello, seq) =
+                    server_handshake::finish(&mut conn, greeting, greeted, seq, &payload).await?;
+                Ok(Handshaken::Plain(conn, hello, seq))
+            }
+        }
+    }
+
+    /// The rest of a session whose client passed the handshake: the session slot, the schema
+    /// it named, the final OK, then its commands until it leaves.
+    async fn session<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut conn: PacketConn<T>,
+        hello: Client,
+        mut seq: Sequence,
+        greeting: &Greeting,
+        peer: &str,
+    ) {
+        let name = &self.config.pool.name;
         let Ok(_permit) = self.sessions.clone().try_acquire_owned() else {
             self.pool.stats().error(ErrorKind::TooManyClients);
             let refusal = ClientError::too_many_clients(name, self.config.max_client_sessions);

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 pub use diagnostics::{Diagnostic, Severity};
 pub use model::{
     Admin, AdminSql, Backend, Component, ComponentKind, Config, Dns, EnvValue, Forward, ForwardTls, Ingress,
-    InsertIds, Pool, PoolMode, Profile, PublishAddr, Restart, Tenant, TenantLimits,
+    InsertIds, Pool, PoolMode, Profile, PublishAddr, PublishTls, Restart, Tenant, TenantLimits,
 };
 pub use path::KeyPath;
 pub use secret::Secret;

@@ -276,6 +276,19 @@ pub struct Pool {
     pub last_insert_id: InsertIds,
     /// Real addresses where the pooler is also published: TCP addresses and unix sockets.
     pub publish: Vec<PublishAddr>,
+    /// TLS for the clients of those addresses.
+    pub publish_tls: Option<PublishTls>,
+}
+
+/// The TLS a pool's published addresses serve (MySQL's in-protocol TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishTls {
+    /// The PEM certificate chain (relative to the config's folder).
+    pub cert: PathBuf,
+    /// The PEM private key (relative to the config's folder).
+    pub key: PathBuf,
+    /// Whether clients that do not start TLS are refused (default true).
+    pub required: bool,
 }
 
 /// A real address a pool is published on.

@@ -10,7 +10,7 @@ use switchyard_policy::{SocketPath, Target, TargetErrorKind, TargetHost, UNIX_PR
 use super::diagnostics::Diagnostics;
 use super::model::{
     Backend, Component, ComponentKind, EnvValue, Forward, ForwardTls, Ingress, InsertIds, Pool, PoolMode,
-    PublishAddr, Restart,
+    PublishAddr, PublishTls, Restart,
 };
 use super::path::KeyPath;
 use super::reader::{
@@ -301,7 +301,20 @@ const POOL_KEYS: &[&str] = &[
     "max_client_sessions",
     "last_insert_id",
     "publish",
+    "publish_tls",
 ];
+
+const PUBLISH_TLS_KEYS: &[&str] = &["cert", "key", "required"];
+
+/// A pool's `publish_tls`: the certificate and key its published addresses serve TLS with.
+fn publish_tls(d: &mut Diagnostics, value: &Value, path: &KeyPath) -> Option<PublishTls> {
+    let f = mapping(d, value, path, PUBLISH_TLS_KEYS)?;
+    let file = |d: &mut Diagnostics, v: &Value, p: &KeyPath| string(d, v, p).map(std::path::PathBuf::from);
+    let cert = f.required(d, "cert").and_then(|(v, p)| file(d, v, &p));
+    let key = f.required(d, "key").and_then(|(v, p)| file(d, v, &p));
+    let required = f.or(d, "required", true, boolean);
+    Some(PublishTls { cert: cert?, key: key?, required: required? })
+}
 
 /// Decodes one pool; its password is resolved from the environment.
 pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'_>) -> Option<Pool> {
@@ -343,6 +356,7 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
         choice(d, v, p, "last_insert_id setting", &insert_ids)
     });
     let publish = f.or(d, "publish", Vec::new(), publish_addrs);
+    let tls_for_clients = f.optional(d, "publish_tls", publish_tls);
     let pool = Pool {
         name: name?,
         port: guest?,
@@ -362,8 +376,16 @@ pub fn pool(d: &mut Diagnostics, value: &Value, path: &KeyPath, env: EnvLookup<'
         max_client_sessions: max_client_sessions?,
         last_insert_id: last_insert_id?,
         publish: publish?,
+        publish_tls: tls_for_clients?,
     };
     let mut ok = true;
+    if pool.publish_tls.is_some() && pool.publish.is_empty() {
+        d.error(
+            &path.key("publish_tls"),
+            "publish_tls is for published addresses: this pool has no `publish`",
+        );
+        ok = false;
+    }
     if pool.min_idle > pool.max_connections {
         d.error(
             &path.key("min_idle"),

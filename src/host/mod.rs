@@ -150,7 +150,7 @@ async fn run(
         for forward in forwards::mount(tenant, &workload, base)? {
             mounted.push((workload.shards.clone(), forward));
         }
-        for pool in pools::mount(tenant, &workload, embedded).await? {
+        for pool in pools::mount(tenant, &workload, embedded, base).await? {
             pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
             health.watch_pool(&tenant.name, pool.name(), pool.pool().clone());
             mounted_pools.push((workload.shards.clone(), pool));

@@ -4,12 +4,14 @@
 //! the tenant's egress gate, so they pass the tenant's policy like every other way out.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_policy::{Scheme, SocketPath, Target};
 use switchyard_pooler::backend::{BackendSettings, BackendTls};
+use switchyard_pooler::client_tls::ClientTls;
 use switchyard_pooler::protocol::auth::AuthMethod;
 use switchyard_pooler::{
     BoxedStream, ConnectFuture, Connector, InsertIds, PoolConfig, PoolMode, Pooler, PoolerConfig,
@@ -108,6 +110,7 @@ pub async fn mount(
     tenant: &Tenant,
     workload: &Workload,
     embedded: Option<&SocketConnector>,
+    base: &Path,
 ) -> anyhow::Result<Vec<MountedPool>> {
     let mut mounted = Vec::with_capacity(tenant.pools.len());
     for (index, pool) in tenant.pools.iter().enumerate() {
@@ -144,7 +147,14 @@ pub async fn mount(
                 ),
             },
         };
-        let pooler = Pooler::new(pooler_config(&tenant.name, pool, backend_tls), connector);
+        let client_tls = match &pool.publish_tls {
+            None => None,
+            Some(tls) => Some(
+                ClientTls::from_pem_files(&base.join(&tls.cert), &base.join(&tls.key), tls.required)
+                    .with_context(|| format!("tenant {}: {key}.publish_tls", tenant.name))?,
+            ),
+        };
+        let pooler = Pooler::new(pooler_config(&tenant.name, pool, backend_tls, client_tls), connector);
         let listen = |ip: IpAddr| {
             let backlog = workload.network.limits().max_backlog;
             workload
@@ -178,7 +188,12 @@ pub async fn mount(
     Ok(mounted)
 }
 
-fn pooler_config(tenant: &str, pool: &config::Pool, tls: Option<BackendTls>) -> PoolerConfig {
+fn pooler_config(
+    tenant: &str,
+    pool: &config::Pool,
+    tls: Option<BackendTls>,
+    client_tls: Option<ClientTls>,
+) -> PoolerConfig {
     PoolerConfig {
         pool: PoolConfig {
             name: format!("{tenant}/{}", pool.name),
@@ -212,6 +227,7 @@ fn pooler_config(tenant: &str, pool: &config::Pool, tls: Option<BackendTls>) -> 
             config::InsertIds::Exact => InsertIds::Exact,
             config::InsertIds::Reported => InsertIds::Reported,
         },
+        client_tls,
     }
 }
 
@@ -300,8 +316,8 @@ async fn serve_published(pooler: Pooler, listener: PublishedListener) {
                     sessions.spawn(
                         async move {
                             match client {
-                                Accepted::Tcp(stream) => pooler.serve(stream, &peer).await,
-                                Accepted::Unix(stream) => pooler.serve(stream, &peer).await,
+                                Accepted::Tcp(stream) => pooler.serve_published(stream, &peer).await,
+                                Accepted::Unix(stream) => pooler.serve_published(stream, &peer).await,
                             }
                         }
                         .instrument(span),

@@ -115,6 +115,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         self.input.is_empty().then_some(self.stream)
     }
 
+    /// The stream back, and the bytes buffered past the last packet (a client's TLS
+    /// `ClientHello` sent right behind its `SSLRequest`).
+    pub fn into_parts(self) -> (S, bytes::Bytes) {
+        (self.stream, self.input.freeze())
+    }
+
     /// The framed stream, for writing bytes past the framing (tests of bad clients).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod client_handshake;
 pub mod framing;
 pub mod packets;
+pub mod prefixed;
 pub mod resultset;
 pub mod server_handshake;

@@ -21,7 +21,8 @@ use super::framing::{FrameError, PacketConn, Sequence};
 use super::packets::{self, Malformed};
 
 /// Capabilities the pooler offers clients. Not offered: `LOCAL_FILES` (`LOAD DATA LOCAL` is
-/// refused), `COMPRESS`, `SSL` (clients reach the pooler over the virtual network or loopback),
+/// refused), `COMPRESS`, `SSL` (offered besides only on a published address with TLS set up,
+/// see [`greet`]),
 /// `IGNORE_SPACE` and `ODBC` (they would change how the backend parses every session's SQL).
 pub const OFFERED: CapabilityFlags = CapabilityFlags::from_bits_truncate(
     CapabilityFlags::CLIENT_LONG_PASSWORD.bits()
@@ -114,12 +115,33 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Runs the handshake up to a verified password, without the final OK: the caller sends OK
-/// (or an ERR, e.g. for a schema the backend refuses) with the returned sequence.
+/// (or an ERR, e.g. for a schema the backend refuses) with the returned sequence. TLS is not
+/// offered (see [`greet`] for a handshake that offers it).
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
     greeting: &Greeting,
 ) -> Result<(Client, Sequence), HandshakeError> {
+    let (started, mut seq) = greet(conn, greeting, false).await?;
+    let payload = conn.read_packet(&mut seq).await?.ok_or(HandshakeError::Closed)?;
+    finish(conn, greeting, started, seq, &payload).await
+}
+
+/// A handshake after the greeting: what [`finish`] needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Greeted {
+    nonce: [u8; 20],
+    offered: CapabilityFlags,
+}
+
+/// Sends the greeting (offering TLS if `tls`); the sequence to read the client's first packet
+/// with.
+pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    greeting: &Greeting,
+    tls: bool,
+) -> Result<(Greeted, Sequence), HandshakeError> {
     let nonce = nonce()?;
+    let offered = if tls { OFFERED | CapabilityFlags::CLIENT_SSL } else { OFFERED };
     let mut seq = Sequence::new();
     let mut scramble_2 = nonce[8..].to_vec();
     scramble_2.push(0);
@@ -129,7 +151,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         greeting.connection_id,
         nonce[..8].try_into().expect("8 bytes"),
         Some(scramble_2),
-        OFFERED,
+        offered,
         45, // utf8mb4_general_ci
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(greeting.method.name().as_bytes()),
@@ -137,17 +159,41 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::with_capacity(128);
     hello.serialize(&mut out);
     conn.send(&mut seq, &out).await?;
+    Ok((Greeted { nonce, offered }, seq))
+}
 
-    let payload = conn.read_packet(&mut seq).await?.ok_or(HandshakeError::Closed)?;
+/// Whether a client's first packet is an `SSLRequest`: the first 32 bytes of a handshake
+/// response, with `CLIENT_SSL`, after which the client starts TLS.
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && payload[..4]
+            .try_into()
+            .map(u32::from_le_bytes)
+            .is_ok_and(|caps| caps & CapabilityFlags::CLIENT_SSL.bits() != 0)
+}
+
+/// Checks the client's handshake response (`payload`, read with `seq`) and its password, and
+/// switches the method if the client chose one the pooler does not speak; the client and the
+/// sequence for the final OK.
+pub async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    greeting: &Greeting,
+    greeted: Greeted,
+    mut seq: Sequence,
+    payload: &[u8],
+) -> Result<(Client, Sequence), HandshakeError> {
+    let nonce = greeted.nonce;
     let response: HandshakeResponse<'_> =
-        ParseBuf(&payload).parse(()).map_err(|e| Malformed::new("handshake response", e))?;
+        ParseBuf(payload).parse(()).map_err(|e| Malformed::new("handshake response", e))?;
     let caps = response.capabilities() & OFFERED;
     if !caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
         let message = "the pooler needs a client that speaks protocol 4.1";
         conn.send(&mut seq, &packets::err(ER_HANDSHAKE, b"08S01", message)).await?;
         return Err(HandshakeError::Unsupported(message.to_owned()));
     }
-    if response.capabilities().contains(CapabilityFlags::CLIENT_SSL) {
+    if response.capabilities().contains(CapabilityFlags::CLIENT_SSL)
+        && !greeted.offered.contains(CapabilityFlags::CLIENT_SSL)
+    {
         let message = "TLS was not offered; connect without it";
         conn.send(&mut seq, &packets::err(ER_HANDSHAKE, b"08S01", message)).await?;
         return Err(HandshakeError::Unsupported(message.to_owned()));

@@ -65,6 +65,7 @@ pub fn config(tenant: &Tenant, max_connections: usize) -> PoolerConfig {
         idle_transaction_timeout: Duration::from_secs(60),
         client_write_timeout: Duration::from_secs(30),
         insert_ids: Default::default(),
+        client_tls: None,
     }
 }
 

@@ -20,8 +20,11 @@ cargo fmt --manifest-path examples/Cargo.toml --all --check
 (cd examples && cargo clippy --target wasm32-wasip2 --all-targets --locked --target-dir ../target/guests \
     -- -D warnings)
 
-say "cargo test (unit, property and end-to-end tests)"
+say "cargo test (unit, property and end-to-end tests; examples/embed-host runs the example guests)"
 cargo test --workspace --locked
+
+say "cargo package: the library crates' manifests, license and readmes (not rebuilt: that is cargo test's)"
+cargo package -p switchyard-policy -p switchyard-vnet -p switchyard-pooler --no-verify --locked --allow-dirty
 
 say "fuzzing every fuzz/ target (nightly, cargo-fuzz; FUZZ_SECONDS each, default 60)"
 bash scripts/fuzz.sh

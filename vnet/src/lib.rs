@@ -1,5 +1,20 @@
 //! Switchyard's per-workload virtual loopback network.
 //!
+//! # In your own wasmtime host
+//!
+//! A host of your own gives its guests the virtual network and the egress policy in four
+//! steps (the whole program: `examples/embed-host/src/main.rs` in the repository, run by the
+//! test command):
+//!
+//! 1. one [`Network`] and one [`egress::Egress`] (a `switchyard_policy::Policy` and a
+//!    [`dns::Resolver`]) per workload;
+//! 2. [`wasi::add_to_linker`] on your `wasmtime::component::Linker`: WASI p2, with
+//!    `wasi:sockets` answered by the network and the gate;
+//! 3. your store data implements `wasmtime_wasi::WasiView` and [`wasi::GuestNetState`], holding
+//!    a [`wasi::GuestNet`] made from the workload's network and gate;
+//! 4. run the guests: a `connect("127.0.0.1:7777")` reaches the guest of the same workload that
+//!    listens on 7777, in memory; anything else leaves only if the policy allows it.
+//!
 //! ```text
 //!   guest wasi:sockets ── vnet (this crate) ── listener of the same workload (in-process stream)
 //!                                           └─ declared forward ── policy ── real socket

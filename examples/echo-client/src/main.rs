@@ -6,6 +6,8 @@
 //! Environment:
 //! - `ECHO_ADDR` — where the echo server listens (default `127.0.0.1:7777`).
 //! - `ECHO_ROUNDS` — how many round trips (default 1000).
+//! - `ECHO_HALF_CLOSE` — if set, the client half-closes after writing (for a server that echoes
+//!   once the request has ended, such as `echo-service`).
 //!
 //! Prints `rounds=N micros=T` on success; exits with status 1 and the error on the first failure.
 
@@ -34,6 +36,9 @@ fn main() {
 fn round_trip(addr: &str) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(addr)?;
     stream.write_all(&MESSAGE)?;
+    if std::env::var_os("ECHO_HALF_CLOSE").is_some() {
+        stream.shutdown(std::net::Shutdown::Write)?;
+    }
     let mut back = [0u8; 64];
     stream.read_exact(&mut back)?;
     if back != MESSAGE {

@@ -12,6 +12,7 @@
 //! Invariant: the session's [`SessionState`] equals the state of the connection it holds.
 
 mod insert_id;
+mod needs;
 mod request;
 mod setup_reads;
 mod setup_sets;
@@ -37,42 +38,10 @@ use crate::state::SessionState;
 use crate::stats::ErrorKind;
 use insert_id::InsertId;
 pub use insert_id::InsertIds;
+use needs::Needs;
 use request::Request;
 pub use setup_sets::KnownSets;
 use statements::{ClientStatements, LongData};
-
-/// What a client statement needs from its connection beyond the session's tracked state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Needs {
-    /// It reads or sets `LAST_INSERT_ID()`: the session's own value first.
-    insert_id: bool,
-    /// It reads what the statement before it left (diagnostics, `FOUND_ROWS()`, ...): on a
-    /// connection just checked out, another session's is cleared first (the session's own
-    /// stays on a connection it holds).
-    reads_previous: bool,
-    /// `SET STATEMENT ... FOR`: the variables the server reports set are not the session's.
-    scoped_variables: bool,
-    /// It names a table: the server empties the diagnostics area before it runs.
-    clears_diagnostics: bool,
-    /// It is an `INSERT`, `REPLACE` or `LOAD` that pins nothing: its OK may report an insert
-    /// id, and the session may let the connection go right after it.
-    may_insert: bool,
-    /// It is a `COMMIT` or `ROLLBACK`: the session may let its connection go after it.
-    ends_transaction: bool,
-}
-
-impl Needs {
-    fn of(scan: &pins::Scan) -> Needs {
-        Needs {
-            insert_id: scan.insert_id,
-            reads_previous: scan.reads_previous,
-            scoped_variables: scan.statement_scoped_set,
-            clears_diagnostics: scan.uses_table,
-            may_insert: scan.may_insert && scan.pins.is_empty(),
-            ends_transaction: scan.ends_transaction && scan.pins.is_empty(),
-        }
-    }
-}
 
 /// How sessions share backend connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -546,43 +515,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 None
             }
         }
-    }
-
-    /// Brings `conn` to what a statement `needs`: no other session's diagnostics, and for a
-    /// statement that reads or sets `LAST_INSERT_ID()` the session's own value (anything
-    /// pending read back first).
-    async fn ready(
-        &mut self,
-        conn: &mut BackendConn,
-        needs: Needs,
-    ) -> Result<(), crate::backend::BackendError> {
-        if needs.reads_previous && self.checked_out_now {
-            conn.clear_diagnostics().await?;
-        }
-        if !needs.insert_id || self.insert_id.connection_holds_own() {
-            return Ok(());
-        }
-        if let Some(pending) = self.insert_id.take_pending() {
-            let value = conn.read_insert_id().await?;
-            self.insert_id.read(&pending, value);
-        }
-        conn.set_insert_id(self.insert_id.value()).await
-    }
-
-    /// Whether `SELECT LAST_INSERT_ID()` goes right behind a statement that `needs` this (in
-    /// the same write), rather than in a round trip of its own when the session lets the
-    /// connection go: for an `INSERT` on a connection checked out for it (so no transaction,
-    /// pin or warnings held it) with autocommit on, and for a `COMMIT` or `ROLLBACK` after
-    /// inserts, in `transaction` mode, when nothing pins. The session may still keep the
-    /// connection (the statement left warnings, or opened a transaction): then the read was
-    /// early, never wrong — the value it reads is the statement's.
-    fn reads_insert_id_behind(&self, needs: Needs) -> bool {
-        if needs.insert_id || !self.insert_id.reads_back() || self.ctx.mode != PoolMode::Transaction {
-            return false;
-        }
-        let autocommit = !self.state.var("autocommit").is_some_and(|v| v.eq_ignore_ascii_case("OFF"));
-        (needs.may_insert && self.checked_out_now && autocommit)
-            || (needs.ends_transaction && self.insert_id.is_pending() && self.pins.is_empty())
     }
 
     /// After a command: keeps the connection if the session needs it, else gives it back.

@@ -45,3 +45,14 @@ build_guests() {
     # From inside examples/, so that examples/.cargo/config.toml (guest-only rustflags) applies.
     (cd examples && cargo build --target wasm32-wasip2 --release --locked --target-dir ../target/guests)
 }
+
+# Makes `kubernetes-validate` (PyPI; it ships the Kubernetes schemas, so it checks offline) runnable
+# from target/tools/k8s, a virtual environment of its own; prints the command's path.
+ensure_kubernetes_validate() {
+    local venv=target/tools/k8s
+    if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+        python3 -m venv "$venv" >/dev/null 2>&1 || { ensure_apt python3-venv >&2; rm -rf "$venv"; python3 -m venv "$venv"; }
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" >&2
+    fi
+    echo "$venv/bin/kubernetes-validate"
+}

@@ -26,5 +26,8 @@ cargo test --workspace --locked
 say "cargo package: the library crates' manifests, license and readmes (not rebuilt: that is cargo test's)"
 cargo package -p switchyard-policy -p switchyard-vnet -p switchyard-pooler --no-verify --locked --allow-dirty
 
+say "deploy/kubernetes against the Kubernetes schemas (kubernetes-validate, strict)"
+"$(ensure_kubernetes_validate)" --strict --quiet deploy/kubernetes/*.yaml
+
 say "fuzzing every fuzz/ target (nightly, cargo-fuzz; FUZZ_SECONDS each, default 60)"
 bash scripts/fuzz.sh

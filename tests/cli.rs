@@ -332,3 +332,34 @@ fn check_refuses_more_tenants_than_one_hosts_instance_slots() {
     let out = switchyard(&["check", &path.display().to_string()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn the_kubernetes_manifests_carry_configs_that_load() {
+    use serde::Deserialize;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("k8s-configs");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).expect("folder");
+    let mut configs = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/kubernetes") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(document).expect("YAML");
+            let Some(config) = value.get("data").and_then(|d| d.get("switchyard.yaml")).and_then(|c| c.as_str())
+            else {
+                continue;
+            };
+            let file = out_dir.join(format!("config-{configs}.yaml"));
+            std::fs::write(&file, config).expect("write");
+            // `map` loads and checks the config (keys, policy, secrets) without the wasm files.
+            let out = switchyard(
+                &["map", &file.display().to_string()],
+                &[("ACME_DB_PASSWORD", "x"), ("SHOP_DB_PASSWORD", "x")],
+            );
+            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), stderr(&out));
+            configs += 1;
+        }
+    }
+    assert_eq!(configs, 2, "the DaemonSet's and the sidecar's configs");
+}

@@ -114,6 +114,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             max_packet: MAX_PACKET,
             idle_transaction_timeout: Duration::from_secs(1),
             client_write_timeout: Duration::from_secs(1),
+            insert_ids: Default::default(),
+            known_sets: Default::default(),
             listed: None,
         };
         feed(commands, |conn| async move { Session::new(conn, hello, ctx).run().await }).await;

@@ -346,7 +346,8 @@ fn the_kubernetes_manifests_carry_configs_that_load() {
         let text = std::fs::read_to_string(&path).expect("manifest");
         for document in serde_yaml::Deserializer::from_str(&text) {
             let value = serde_yaml::Value::deserialize(document).expect("YAML");
-            let Some(config) = value.get("data").and_then(|d| d.get("switchyard.yaml")).and_then(|c| c.as_str())
+            let Some(config) =
+                value.get("data").and_then(|d| d.get("switchyard.yaml")).and_then(|c| c.as_str())
             else {
                 continue;
             };

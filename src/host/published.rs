@@ -86,7 +86,7 @@ impl Drop for PublishedListener {
 /// Binds a unix socket at `path`, owner-only (`0600`) from its first moment.
 fn bind_owner_only(path: &Path) -> anyhow::Result<UnixListener> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("/"));
-    let name = path.file_name().context("the path names no file")?;
+    path.file_name().context("the path names no file")?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -102,7 +102,6 @@ fn bind_owner_only(path: &Path) -> anyhow::Result<UnixListener> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let staging = parent.join(format!(".sy{}-{n}", std::process::id()));
-    let _ = name;
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     let bound = (|| -> anyhow::Result<UnixListener> {

@@ -263,17 +263,35 @@ async fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let watcher =
         (port == POOL_PORT).then(|| server.watch_connections(USER, stop.clone(), Duration::from_millis(100)));
-    let (host_before, db_before) = (cpu::of_self(), cpu::of(mariadbd));
-    let start = Instant::now();
+    let started = Started::now(mariadbd);
     let requests = run_guests(pre, tenant, port, mode, clients).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let per_request = |spent: Duration| spent.as_secs_f64() * 1e6 / requests.max(1) as f64;
     stop.store(true, Ordering::Relaxed);
-    Figures {
-        per_second: requests as f64 / elapsed,
-        host_us: per_request(cpu::of_self() - host_before),
-        mariadb_us: per_request(cpu::of(mariadbd) - db_before),
-        max_connections: watcher.map(|w| w.join().expect("watcher")),
+    started.figures(requests, watcher.map(|w| w.join().expect("watcher")))
+}
+
+/// The clock and CPU counters at the start of a run.
+struct Started {
+    mariadbd: u32,
+    at: Instant,
+    host: Duration,
+    db: Duration,
+}
+
+impl Started {
+    fn now(mariadbd: u32) -> Self {
+        Started { mariadbd, host: cpu::of_self(), db: cpu::of(mariadbd), at: Instant::now() }
+    }
+
+    /// The figures of a run that served `requests` since then.
+    fn figures(&self, requests: u64, max_connections: Option<usize>) -> Figures {
+        let elapsed = self.at.elapsed().as_secs_f64();
+        let per_request = |spent: Duration| spent.as_secs_f64() * 1e6 / requests.max(1) as f64;
+        Figures {
+            per_second: requests as f64 / elapsed,
+            host_us: per_request(cpu::of_self() - self.host),
+            mariadb_us: per_request(cpu::of(self.mariadbd) - self.db),
+            max_connections,
+        }
     }
 }
 
@@ -292,8 +310,7 @@ fn run_on_shards(
     let addr = server.addr;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = server.watch_connections(USER, stop.clone(), Duration::from_millis(100));
-    let (host_before, db_before) = (cpu::of_self(), cpu::of(mariadbd));
-    let start = Instant::now();
+    let started = Started::now(mariadbd);
     // A backend connection is driven by the reactor of the shard that opened it, wherever its
     // session runs: every shard runs until all are done (as `switchyard up`'s shards run for good).
     let all_done = Arc::new(tokio::sync::Barrier::new(shards as usize));
@@ -322,15 +339,8 @@ fn run_on_shards(
         })
         .collect();
     let requests: u64 = threads.into_iter().map(|t| t.join().expect("shard thread")).sum();
-    let elapsed = start.elapsed().as_secs_f64();
-    let per_request = |spent: Duration| spent.as_secs_f64() * 1e6 / requests.max(1) as f64;
     stop.store(true, Ordering::Relaxed);
-    Figures {
-        per_second: requests as f64 / elapsed,
-        host_us: per_request(cpu::of_self() - host_before),
-        mariadb_us: per_request(cpu::of(mariadbd) - db_before),
-        max_connections: Some(watcher.join().expect("watcher")),
-    }
+    started.figures(requests, Some(watcher.join().expect("watcher")))
 }
 
 /// Whether part `name` runs (`BENCH_PARTS`, comma-separated; default all).

@@ -8,7 +8,7 @@
 //! written says how many were held back, so a tenant denied in a loop cannot flood the log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use switchyard_policy::{
@@ -17,6 +17,7 @@ use switchyard_policy::{
 use thiserror::Error;
 use tokio::net::TcpStream;
 
+use crate::denials::{DeniedEgress, RecentDenials};
 use crate::dns::{DnsError, Resolver};
 use crate::log_budget::LogGate;
 
@@ -31,7 +32,8 @@ pub const DENIAL_LOG_PER_SECOND: u32 = 5;
 #[derive(Debug)]
 pub struct Egress {
     workload: Arc<str>,
-    policy: Policy,
+    policy: RwLock<Arc<Policy>>,
+    denials: RecentDenials,
     bindings: Mutex<NameBindings>,
     resolver: Resolver,
     connect_timeout: Duration,
@@ -170,7 +172,8 @@ impl Egress {
         });
         Arc::new(Egress {
             workload,
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
+            denials: RecentDenials::default(),
             bindings: Mutex::new(NameBindings::new(MAX_BOUND_NAMES)),
             resolver,
             connect_timeout,
@@ -183,9 +186,25 @@ impl Egress {
         &self.workload
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force: every decision from now on is made by it.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Puts `policy` in force for every later decision (a config reload). Connections already
+    /// made stay; names bound by earlier lookups stay bound (they are DNS facts, not rules).
+    pub fn replace_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(policy);
+    }
+
+    /// The last denials of this workload, oldest first (at most [`crate::denials::RECENT_DENIALS`]).
+    pub fn recent_denials(&self) -> Vec<DeniedEgress> {
+        self.denials.recent()
+    }
+
+    /// How many egress attempts of this workload were denied so far.
+    pub fn denied_total(&self) -> u64 {
+        self.denials.total()
     }
 
     fn bindings(&self) -> MutexGuard<'_, NameBindings> {
@@ -195,7 +214,7 @@ impl Egress {
 
     /// Decides `target` with the names bound so far.
     pub fn decide(&self, target: &Target) -> Decision {
-        self.policy.decide_with(target, &self.bindings(), Instant::now())
+        self.policy().decide_with(target, &self.bindings(), Instant::now())
     }
 
     /// Decides `target` for `component`; a denial is logged with what would allow it.
@@ -211,6 +230,7 @@ impl Egress {
     /// Logs a denial (one line, with the rule and the suggested entry), within the workload's
     /// denial log budget.
     pub fn log_denied(&self, component: &str, denied: &Denied) {
+        self.denials.record(component, denied.target.to_string(), denied.to_string());
         if !self.denial_log_allows() {
             return;
         }
@@ -238,7 +258,12 @@ impl Egress {
         if host.as_str() == "localhost" {
             return Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
         }
-        if self.policy.allows_lookup(&host).is_none() {
+        if self.policy().allows_lookup(&host).is_none() {
+            self.denials.record(
+                component,
+                format!("dns:{host}"),
+                "no allowed_hosts entry covers this name".to_owned(),
+            );
             if !self.denial_log_allows() {
                 return Err(LookupError::Denied { workload: workload(), name: host.to_string() });
             }
@@ -256,8 +281,9 @@ impl Egress {
             .resolve(&host)
             .await
             .map_err(|error| LookupError::Dns { workload: workload(), error })?;
-        if let Some((addr, network)) = self.policy.first_blocked(answer.addrs.iter().copied()) {
+        if let Some((addr, network)) = self.policy().first_blocked(answer.addrs.iter().copied()) {
             let error = LookupError::Blocked { workload: workload(), name: host.to_string(), addr, network };
+            self.denials.record(component, format!("dns:{host}"), error.to_string());
             if self.denial_log_allows() {
                 tracing::warn!(target: "switchyard::egress", tenant = %self.workload, component, "{error}");
             }
@@ -295,7 +321,8 @@ impl Egress {
         path: &SocketPath,
     ) -> Result<tokio::net::UnixStream, SocketEgressError> {
         let workload = || self.workload.to_string();
-        if let Err(denied) = self.policy.decide_socket(path) {
+        if let Err(denied) = self.policy().decide_socket(path) {
+            self.denials.record(component, format!("unix:{}", path.as_str()), denied.to_string());
             if self.denial_log_allows() {
                 tracing::warn!(
                     target: "switchyard::egress",

@@ -33,6 +33,7 @@
 
 mod accept;
 mod connection;
+pub mod denials;
 pub mod dial;
 pub mod dns;
 pub mod egress;

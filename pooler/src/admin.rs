@@ -3,7 +3,7 @@
 //! so that any MySQL client (`mariadb -h ... -e 'SHOW POOLS'`) can look at the pooler. It never
 //! reaches a backend and answers nothing else (an ERR lists what it answers).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use mysql_common::constants::{Command, StatusFlags};
@@ -36,7 +36,7 @@ pub struct AdminPool {
 /// The admin endpoint's state: the pools and its own login.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pools: Arc<Vec<AdminPool>>,
+    pools: Arc<RwLock<Arc<Vec<AdminPool>>>>,
     user: String,
     password: Vec<u8>,
     handshake_timeout: Duration,
@@ -48,7 +48,16 @@ type Table = (Vec<&'static str>, Vec<Vec<Option<String>>>);
 impl Admin {
     /// An endpoint reporting on `pools`, logged into as `user` with `password`.
     pub fn new(pools: Vec<AdminPool>, user: String, password: Vec<u8>, handshake_timeout: Duration) -> Self {
-        Admin { pools: Arc::new(pools), user, password, handshake_timeout }
+        Admin { pools: Arc::new(RwLock::new(Arc::new(pools))), user, password, handshake_timeout }
+    }
+
+    /// Reports on `pools` from the next statement on (the host's pools changed in a reload).
+    pub fn replace_pools(&self, pools: Vec<AdminPool>) {
+        *self.pools.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(pools);
+    }
+
+    fn pools(&self) -> Arc<Vec<AdminPool>> {
+        self.pools.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Serves one admin client until it quits. `peer` names it in logs.
@@ -138,11 +147,11 @@ impl Admin {
         let columns =
             vec!["tenant", "pool", "clients", "waiting", "backend_in_use", "backend_idle", "backend_max"];
         let rows = self
-            .pools
+            .pools()
             .iter()
             .map(|p| {
                 let s = p.pool.snapshot();
-                let max = p.pool.config().max_connections;
+                let max = p.pool.max_connections();
                 vec![
                     Some(p.tenant.clone()),
                     Some(p.name.clone()),
@@ -171,7 +180,7 @@ impl Admin {
         ];
         let now = Instant::now();
         let mut rows = Vec::new();
-        for p in self.pools.iter() {
+        for p in self.pools().iter() {
             for c in p.pool.clients().rows() {
                 rows.push(vec![
                     Some(p.tenant.clone()),
@@ -193,7 +202,7 @@ impl Admin {
         let columns = vec!["tenant", "pool", "connection_id", "backend", "state", "age_s", "in_state_s"];
         let now = Instant::now();
         let mut rows = Vec::new();
-        for p in self.pools.iter() {
+        for p in self.pools().iter() {
             for s in p.pool.servers().rows() {
                 rows.push(vec![
                     Some(p.tenant.clone()),
@@ -223,7 +232,7 @@ impl Admin {
             "errors",
         ];
         let rows = self
-            .pools
+            .pools()
             .iter()
             .map(|p| {
                 let s = p.pool.snapshot();

@@ -36,7 +36,7 @@ pub struct PoolConfig {
     pub name: String,
     /// Backend login and packet limit.
     pub backend: BackendSettings,
-    /// Backend connections at most.
+    /// Backend connections at most, at start ([`Pool::resize`] changes it later).
     pub max_connections: usize,
     /// Idle connections kept open.
     pub min_idle: usize,
@@ -102,6 +102,9 @@ struct Waiter {
 struct PoolState {
     idle: Vec<Idle>,
     open: usize,
+    /// The cap in force: `config.max_connections` until [`Pool::resize`]. After a shrink `open`
+    /// may exceed it until connections in use come back; none is opened or handed on meanwhile.
+    max: usize,
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
     closed: bool,
@@ -145,6 +148,7 @@ impl Pool {
     /// A pool reaching its backend through `connector`. Opens nothing yet (see
     /// [`Pool::maintain`] for `min_idle`).
     pub fn new(config: PoolConfig, connector: Arc<dyn Connector>) -> Pool {
+        let max = config.max_connections;
         Pool {
             shared: Arc::new(Shared {
                 backend_problem: Mutex::new(None),
@@ -152,7 +156,7 @@ impl Pool {
                 server_settings: tokio::sync::OnceCell::new(),
                 config,
                 connector,
-                state: Mutex::new(PoolState::default()),
+                state: Mutex::new(PoolState { max, ..PoolState::default() }),
                 stats: Stats::default(),
                 clients: Registry::default(),
                 servers: Registry::default(),
@@ -295,7 +299,7 @@ impl Pool {
                 let idle = pool.idle.remove(at);
                 return Step::Take(idle.conn, idle.since);
             }
-            if pool.open < self.shared.config.max_connections {
+            if pool.open < pool.max {
                 return Step::Open(Slot::take(pool, &self.shared));
             }
             if let Some(at) = pool.idle.iter().position(|i| !matching(i)) {
@@ -365,14 +369,14 @@ impl Pool {
                     return result;
                 }
                 self.shared.stats.error(ErrorKind::CheckoutTimeout);
-                let in_use = {
+                let (in_use, max) = {
                     let pool = self.lock();
-                    pool.open - pool.idle.len()
+                    (pool.open - pool.idle.len(), pool.max)
                 };
                 Err(CheckoutError::Timeout {
                     pool: self.shared.config.name.clone(),
                     in_use,
-                    max: self.shared.config.max_connections,
+                    max,
                     waited_ms: started.elapsed().as_millis(),
                 })
             }
@@ -384,7 +388,9 @@ impl Pool {
     fn slot_freed(&self) {
         let head_wants = {
             let mut pool = self.lock();
-            let head = pool.waiters.front().map(|w| w.found_rows).filter(|_| !pool.closed);
+            // Past a shrunk cap the place is not passed on: the pool comes down to its new size.
+            let head =
+                pool.waiters.front().map(|w| w.found_rows).filter(|_| !pool.closed && pool.open <= pool.max);
             if head.is_none() {
                 pool.open -= 1;
             }
@@ -447,13 +453,15 @@ impl Pool {
         loop {
             let (waiter, closed) = {
                 let mut pool = self.lock();
-                let waiter = pool.waiters.pop_front();
-                if waiter.is_none() && !pool.closed {
+                // Past a shrunk cap this connection closes, and its place with it.
+                let over = pool.open > pool.max;
+                let waiter = if over { None } else { pool.waiters.pop_front() };
+                if waiter.is_none() && !pool.closed && !over {
                     conn.set_in_use(false);
                     pool.idle.push(Idle { conn, since: Instant::now() });
                     return;
                 }
-                (waiter, pool.closed)
+                (waiter, pool.closed || over)
             };
             let Some(waiter) = waiter else {
                 debug_assert!(closed);
@@ -544,7 +552,7 @@ impl Pool {
                 // Up to min_idle; and one while the backend is known unreachable, so that the
                 // pool's readiness recovers by itself when the backend comes back, traffic or not.
                 let wanted = pool.idle.len() < config.min_idle || (pool.idle.is_empty() && unreachable);
-                let room = wanted && pool.open < config.max_connections && !pool.closed;
+                let room = wanted && pool.open < pool.max && !pool.closed;
                 room.then(|| Slot::take(&mut pool, &self.shared))
             };
             let Some(slot) = slot else {
@@ -554,6 +562,44 @@ impl Pool {
                 Ok(conn) => self.hand_over(conn).await,
                 Err(_) => return,
             }
+        }
+    }
+
+    /// The cap on backend connections in force.
+    pub fn max_connections(&self) -> usize {
+        self.lock().max
+    }
+
+    /// Changes the cap on backend connections to `max` (at least 1) without ending any session.
+    /// Growing serves waiting sessions at once with new connections; shrinking closes idle
+    /// connections over the new cap now, and connections in use as they come back, so that
+    /// `open` comes down to `max` and never goes up past it again.
+    pub async fn resize(&self, max: usize) {
+        let max = max.max(1);
+        let (surplus, opens) = {
+            let mut pool = self.lock();
+            pool.max = max;
+            let mut surplus = Vec::new();
+            while pool.open - surplus.len() > max
+                && let Some(idle) = pool.idle.pop()
+            {
+                surplus.push(idle.conn);
+            }
+            let mut opens = Vec::new();
+            if !pool.closed {
+                // One open per waiter the new room allows (each hands its connection to the head).
+                let room = max.saturating_sub(pool.open).min(pool.waiters.len());
+                for waiter in pool.waiters.iter().take(room).map(|w| w.found_rows).collect::<Vec<_>>() {
+                    opens.push((waiter, Slot::take(&mut pool, &self.shared)));
+                }
+            }
+            (surplus, opens)
+        };
+        for (found_rows, slot) in opens {
+            self.open_for_waiter(found_rows, slot);
+        }
+        for conn in surplus {
+            conn.quit().await; // its slot is given back
         }
     }
 

@@ -57,6 +57,16 @@ enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
+    /// Ask a running `switchyard up` of CONFIG (its admin endpoint) to read its config file
+    /// again and apply it (as SIGHUP does): only tenants whose section changed are touched. Prints
+    /// what changed; a config that `check` rejects changes nothing and its errors are printed.
+    /// Exit 0 applied, 1 rejected, 2 no answer.
+    Reload {
+        /// The YAML config file (its admin.listen says where to ask).
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
     /// Egress policy tools.
     Policy {
         #[command(subcommand)]
@@ -184,8 +194,8 @@ impl Cli {
                 else {
                     return Ok(ExitCode::from(2));
                 };
-                let base = config.parent().unwrap_or(std::path::Path::new("."));
-                crate::host::up(&loaded.config, base, shards.map(usize::from))?;
+                let source = crate::host::ConfigSource { path: config, overrides: overrides.overrides() };
+                crate::host::up(&loaded.config, &source, shards.map(usize::from))?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Status { config, overrides } => {
@@ -195,6 +205,21 @@ impl Cli {
                     return Ok(ExitCode::from(2));
                 };
                 crate::status::run(loaded.config.admin.listen)
+            }
+            Command::Reload { config, overrides } => {
+                // Only admin.listen is read here: the running switchyard loads the file, and
+                // answers (and logs) every error in it.
+                let admin = match overrides.admin_listen {
+                    Some(addr) => Some(addr),
+                    None => match crate::reload::admin_listen_in(&config) {
+                        Ok(addr) => addr,
+                        Err(error) => {
+                            eprintln!("error: {}: {error}", config.display());
+                            return Ok(ExitCode::from(2));
+                        }
+                    },
+                };
+                crate::reload::run(admin)
             }
             Command::Policy { command: PolicyCommand::Check(args) } => crate::policy_check::run(&args),
         }

@@ -17,22 +17,54 @@ pub fn load_reporting(
 ) -> anyhow::Result<Option<Loaded>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let wasm = |file: &str| if check_files { check_component(&base.join(file)) } else { Ok(()) };
-    match config::load_checking_files(&text, overrides, &|name| std::env::var(name).ok(), &wasm) {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                eprintln!("{}", render(path, warning));
+    match load_text(path, &text, overrides, check_files) {
+        Ok((loaded, warnings)) => {
+            for warning in &warnings {
+                eprintln!("{warning}");
             }
             Ok(Some(loaded))
         }
-        Err(findings) => {
-            for finding in &findings {
-                eprintln!("{}", render(path, finding));
+        Err(lines) => {
+            for line in &lines {
+                eprintln!("{line}");
             }
-            let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
-            eprintln!("{}: {errors} error{} found", path.display(), if errors == 1 { "" } else { "s" });
             Ok(None)
+        }
+    }
+}
+
+/// Loads `path` as [`load_reporting`] does (files checked), for a reload: the config and its
+/// warning lines, or every error line (a file that cannot be read is one of them).
+pub fn load_collecting(path: &Path, overrides: &Overrides) -> Result<(Loaded, Vec<String>), Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{}: error: cannot read the config: {e}", path.display())])?;
+    load_text(path, &text, overrides, true)
+}
+
+/// Loads `text` read from `path`: the config and its warning lines, or its warning and error
+/// lines and a count of the errors last.
+fn load_text(
+    path: &Path,
+    text: &str,
+    overrides: &Overrides,
+    check_files: bool,
+) -> Result<(Loaded, Vec<String>), Vec<String>> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let wasm = |file: &str| if check_files { check_component(&base.join(file)) } else { Ok(()) };
+    match config::load_checking_files(text, overrides, &|name| std::env::var(name).ok(), &wasm) {
+        Ok(loaded) => {
+            let warnings = loaded.warnings.iter().map(|w| render(path, w)).collect();
+            Ok((loaded, warnings))
+        }
+        Err(findings) => {
+            let mut lines: Vec<String> = findings.iter().map(|f| render(path, f)).collect();
+            let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+            lines.push(format!(
+                "{}: {errors} error{} found",
+                path.display(),
+                if errors == 1 { "" } else { "s" }
+            ));
+            Err(lines)
         }
     }
 }

@@ -15,11 +15,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin_client;
 pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod host;
 pub mod map;
 pub mod policy_check;
+pub mod reload;
 pub mod status;
 pub mod telemetry;

@@ -1,7 +1,8 @@
 //! No password leaves Switchyard: neither the pools' backend passwords, nor the SQL admin
 //! password, nor a component's secret env value, nor what a client typed as its password
 //! appears in `check` errors, `map` (any format), the logs (at debug level), `/metrics`,
-//! `/healthz`, `switchyard status`, the SQL admin interface, or the errors clients get.
+//! `/healthz`, the live page, `switchyard status` and `reload`, the SQL admin interface, or the
+//! errors clients get.
 
 mod support;
 
@@ -160,6 +161,17 @@ tenants:
     let (status, metrics) = support::request(admin, "localhost", "GET", "/metrics", b"").await;
     assert_eq!(status, 200);
     assert_clean("/metrics", &metrics);
+    // The live page and what its script reads.
+    for page in ["/", "/live.js", "/live.json", "/map.svg"] {
+        let (status, body) = support::request(admin, "localhost", "GET", page, b"").await;
+        assert_eq!(status, 200, "{page}: {body}");
+        assert_clean(page, &body);
+    }
+    // A reload of the same file: applied, every tenant unchanged, nothing secret in its answer.
+    let (code, out) = switchyard(&["reload", &path]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("config generation 2") && out.contains("unchanged 1"), "{out}");
+    assert_clean("reload", &out);
 
     // The SQL admin interface: every listing.
     let out = tokio::task::spawn_blocking(move || {

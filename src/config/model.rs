@@ -76,7 +76,7 @@ pub struct AdminSql {
 }
 
 /// One tenant: its own virtual network, policy, components, forwards and pools.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     /// Unique name (`[a-z0-9][a-z0-9_-]*`).
     pub name: String,
@@ -164,7 +164,7 @@ impl std::fmt::Debug for EnvValue {
 }
 
 /// A wasm component.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Component {
     /// Unique within the tenant.
     pub name: String,
@@ -177,7 +177,7 @@ pub struct Component {
 }
 
 /// How a component runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ComponentKind {
     /// `wasi:http/incoming-handler`, one instance per request behind an ingress.
     Http(Ingress),
@@ -208,7 +208,7 @@ pub struct Restart {
 }
 
 /// A declared forward: connects to virtual `port` are relayed to `host:to_port`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Forward {
     /// The virtual port on the tenant's network.
     pub port: u16,
@@ -236,7 +236,7 @@ pub struct ForwardTls {
 }
 
 /// A MySQL pool: a per-tenant pooler on a virtual port, holding connections to one backend.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     /// Unique within the tenant.
     pub name: String,

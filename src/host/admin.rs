@@ -1,60 +1,148 @@
-//! The admin endpoint: `GET /healthz` (200 `ready`, or 503 `not ready` with one line per
-//! problem naming the tenant and component and why) and `GET /metrics` (Prometheus text).
+//! The admin endpoint: `GET /` (the live page, `admin_page`), `GET /healthz` (200 `ready`, or
+//! 503 `not ready` with one line per problem naming the tenant and component and why; then the
+//! config generation), `GET /metrics` (Prometheus text) and `POST /reload` (reads the config file
+//! again and applies it; 200 with what changed, or 422 with every error and nothing changed).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use http_body_util::Full;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use wasmtime_wasi_http::io::TokioIo;
 
+use super::ReloadRequest;
+use super::admin_page;
 use super::health::Health;
 use super::listener::{Listener, http1_server};
+use super::live::Live;
 use super::metrics::Metrics;
 
-/// Binds `addr` and serves the admin endpoint until the returned task is aborted.
-pub async fn serve(
-    addr: SocketAddr,
+/// The longest a `POST /reload` waits for its outcome (a reload compiles changed components).
+const RELOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the admin endpoint answers from. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminEndpoint {
     health: Health,
     metrics: Metrics,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    live: Live,
+    reloads: mpsc::Sender<ReloadRequest>,
+}
+
+/// One answer: status, content type, body.
+type Answer = (u16, &'static str, String);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+impl AdminEndpoint {
+    /// An endpoint reporting `health`, `metrics` and the generation in `live`, and queueing
+    /// reloads on `reloads` (bounded).
+    pub fn new(health: Health, metrics: Metrics, live: Live, reloads: mpsc::Sender<ReloadRequest>) -> Self {
+        AdminEndpoint { health, metrics, live, reloads }
+    }
+
+    async fn answer(&self, method: &http::Method, path: &str) -> Answer {
+        match (method, path) {
+            (&http::Method::GET, "/healthz") => {
+                let status = if self.health.is_ready() { 200 } else { 503 };
+                let body =
+                    format!("{}config generation {}\n", self.health.report(), self.live.view().generation);
+                (status, TEXT, body)
+            }
+            (&http::Method::GET, "/metrics") => {
+                (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
+            }
+            (&http::Method::GET, "/") => {
+                (200, "text/html; charset=utf-8", admin_page::page(&self.live.view()))
+            }
+            (&http::Method::GET, "/live.js") => {
+                (200, "text/javascript; charset=utf-8", admin_page::SCRIPT.to_owned())
+            }
+            (&http::Method::GET, "/live.json") => {
+                (200, "application/json", admin_page::live_json(&self.live.view(), &self.health))
+            }
+            (&http::Method::GET, "/map.svg") => {
+                (200, "image/svg+xml", crate::map::layout::svg(&self.live.view().config))
+            }
+            (&http::Method::POST, "/reload") => self.reload().await,
+            (_, "/reload") => (405, TEXT, "use POST /reload (switchyard reload CONFIG does)\n".to_owned()),
+            (_, other) => {
+                (404, TEXT, format!("no admin page at {other}; try /, /healthz, /metrics or POST /reload\n"))
+            }
+        }
+    }
+
+    async fn reload(&self) -> Answer {
+        let (reply, outcome) = oneshot::channel();
+        if self.reloads.try_send(ReloadRequest { reply: Some(reply) }).is_err() {
+            return (503, TEXT, "reloads are already queued; try again when they are done\n".to_owned());
+        }
+        match tokio::time::timeout(RELOAD_ANSWER_TIMEOUT, outcome).await {
+            Ok(Ok(Ok(summary))) => (200, TEXT, format!("reloaded: {summary}\n")),
+            Ok(Ok(Err(errors))) => (
+                422,
+                TEXT,
+                format!(
+                    "reload rejected; the config in force is unchanged (generation {}):\n{}\n",
+                    self.live.view().generation,
+                    errors.join("\n")
+                ),
+            ),
+            Ok(Err(_)) => (503, TEXT, "switchyard is shutting down\n".to_owned()),
+            Err(_) => (
+                504,
+                TEXT,
+                format!(
+                    "the reload did not finish within {RELOAD_ANSWER_TIMEOUT:?}; its outcome will be logged\n"
+                ),
+            ),
+        }
+    }
+}
+
+/// Binds `addr` and serves `endpoint` until the returned task is aborted.
+pub async fn serve(addr: SocketAddr, endpoint: AdminEndpoint) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener =
         TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot listen on {addr}"))?;
-    tracing::info!(%addr, "admin endpoint listening (/healthz, /metrics)");
+    tracing::info!(%addr, "admin endpoint listening (/ live page, /healthz, /metrics, POST /reload)");
     let listener = Listener::new(listener, "admin");
     Ok(tokio::spawn(async move {
         loop {
             let (client, _, connection) = listener.accept().await;
-            let (health, metrics) = (health.clone(), metrics.clone());
+            let endpoint = endpoint.clone();
             tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let (health, metrics) = (health.clone(), metrics.clone());
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let endpoint = endpoint.clone();
                         async move {
-                            let (status, body) = match request.uri().path() {
-                                "/healthz" if health.is_ready() => (200, health.report()),
-                                "/healthz" => (503, health.report()),
-                                "/metrics" => (200, metrics.render()),
-                                other => {
-                                    (404, format!("no admin page at {other}; try /healthz or /metrics\n"))
-                                }
-                            };
-                            let content_type = if request.uri().path() == "/metrics" {
-                                "text/plain; version=0.0.4; charset=utf-8"
-                            } else {
-                                "text/plain; charset=utf-8"
-                            };
+                            let (status, content_type, body) =
+                                endpoint.answer(request.method(), request.uri().path()).await;
                             let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(body)));
-                            response.headers_mut().insert(
+                            let headers = response.headers_mut();
+                            headers.insert(
                                 http::header::CONTENT_TYPE,
                                 http::HeaderValue::from_static(content_type),
+                            );
+                            // The page runs only its own script and talks only to this endpoint.
+                            headers.insert(
+                                http::header::CONTENT_SECURITY_POLICY,
+                                http::HeaderValue::from_static(
+                                    "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                                ),
+                            );
+                            headers.insert(
+                                http::header::CACHE_CONTROL,
+                                http::HeaderValue::from_static("no-store"),
                             );
                             *response.status_mut() =
                                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                             Ok::<_, Infallible>(response)
                         }
-                    });
+                    },
+                );
                 let _ = http1_server().serve_connection(TokioIo::new(client), service).await;
                 drop(connection);
             });
@@ -63,10 +151,11 @@ pub async fn serve(
 }
 
 /// Binds the SQL admin interface (`admin.sql`) and serves it until the returned task is aborted.
+/// The returned `Admin` is the one it serves: a reload replaces its pools there.
 pub async fn serve_sql(
     sql: &crate::config::AdminSql,
     pools: Vec<switchyard_pooler::admin::AdminPool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, switchyard_pooler::admin::Admin)> {
     let listener = TcpListener::bind(sql.listen)
         .await
         .with_context(|| format!("admin.sql.listen: cannot listen on {}", sql.listen))?;
@@ -78,7 +167,9 @@ pub async fn serve_sql(
     );
     tracing::info!(addr = %sql.listen, user = sql.user, "SQL admin interface listening (SHOW POOLS, CLIENTS, SERVERS, STATS)");
     let listener = Listener::new(listener, "admin.sql");
-    Ok(tokio::spawn(async move {
+    let serving = admin.clone();
+    let task = tokio::spawn(async move {
+        let admin = serving;
         loop {
             let (client, peer, connection) = listener.accept().await;
             let admin = admin.clone();
@@ -87,5 +178,6 @@ pub async fn serve_sql(
                 drop(connection);
             });
         }
-    }))
+    });
+    Ok((task, admin))
 }

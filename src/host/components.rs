@@ -23,6 +23,9 @@ use wasmtime::component::Component;
 
 use super::state_dir::own_folder;
 
+/// The SHA-256 of a component's bytes: what it is, whatever its path (a reload compares these).
+pub type ContentDigest = [u8; 32];
+
 /// How the components of one start were obtained.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadCounts {
@@ -72,13 +75,14 @@ impl Components {
         self.counts
     }
 
-    /// The component at `path`; `what` names it in errors (`tenant acme, component web`).
-    pub fn load(&mut self, path: &Path, what: &str) -> anyhow::Result<Component> {
+    /// The component at `path` and the digest of its content; `what` names it in errors
+    /// (`tenant acme, component web`).
+    pub fn load(&mut self, path: &Path, what: &str) -> anyhow::Result<(ContentDigest, Component)> {
         let bytes = std::fs::read(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let digest: ContentDigest = Sha256::digest(&bytes).into();
         if let Some(component) = self.loaded.get(&digest) {
             self.counts.shared += 1;
-            return Ok(component.clone());
+            return Ok((digest, component.clone()));
         }
         let cached = self
             .cache_dir
@@ -102,7 +106,18 @@ impl Components {
             }
         };
         self.loaded.insert(digest, component.clone());
-        Ok(component)
+        Ok((digest, component))
+    }
+
+    /// Forgets every compiled component but those of `in_use` (after a reload), so that the
+    /// ones no tenant runs any more are freed once their last instance ends.
+    pub fn keep_only(&mut self, in_use: &std::collections::HashSet<ContentDigest>) {
+        self.loaded.retain(|digest, _| in_use.contains(digest));
+    }
+
+    /// Counts afresh from now on (each reload reports its own).
+    pub fn reset_counts(&mut self) {
+        self.counts = LoadCounts::default();
     }
 
     /// The compiled component in `file`, if there is one and it loads into this engine.
@@ -141,4 +156,9 @@ fn write_compiled(component: &Component, file: &Path) {
 /// `bytes` in lowercase hexadecimal.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of the component file at `path`, without compiling it.
+pub fn digest_of(path: &Path) -> std::io::Result<ContentDigest> {
+    Ok(Sha256::digest(std::fs::read(path)?).into())
 }

@@ -65,6 +65,18 @@ impl Health {
         self.lock().insert((tenant.to_owned(), component.to_owned()), state);
     }
 
+    /// The state of service `component` of `tenant`, if it is one.
+    pub fn service_state(&self, tenant: &str, component: &str) -> Option<ServiceState> {
+        self.lock().get(&(tenant.to_owned(), component.to_owned())).cloned()
+    }
+
+    /// Forgets everything of `tenant` (removed or replaced by a reload).
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.lock().retain(|(t, _), _| t != tenant);
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).retain(|(t, _, _)| t != tenant);
+        self.2.lock().unwrap_or_else(|p| p.into_inner()).retain(|(t, _, _)| t != tenant);
+    }
+
     /// Counts `pool` of `tenant` in readiness.
     pub fn watch_pool(&self, tenant: &str, name: &str, pool: Pool) {
         self.1.lock().unwrap_or_else(|p| p.into_inner()).push((tenant.to_owned(), name.to_owned(), pool));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
@@ -126,6 +126,7 @@ impl HttpComponent {
 }
 
 /// A route: requests for `host` (any if `None`) whose path starts with `prefix`.
+#[derive(Clone)]
 pub struct Route {
     /// Lowercase host without port.
     pub host: Option<String>,
@@ -186,24 +187,88 @@ fn text(status: u16, body: String) -> hyper::Response<HyperOutgoingBody> {
     response
 }
 
-/// Binds `addr` and serves `router` until the returned task is aborted.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
+/// The router a server uses, replaced whole by a reload; each request reads the one in force.
+type SharedRouter = Arc<RwLock<Arc<Router>>>;
+
+/// The host's ingress servers, one per listen address, each routing by the router in force.
+/// Dropping it stops them all.
+pub struct IngressServers {
+    servers: BTreeMap<SocketAddr, (SharedRouter, tokio::task::JoinHandle<()>)>,
     shards: Arc<Shards>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener =
-        TcpListener::bind(addr).await.with_context(|| format!("ingress: cannot listen on {addr}"))?;
-    tracing::info!(%addr, routes = router.routes.len(), "ingress listening");
-    let router = Arc::new(router);
+}
+
+impl IngressServers {
+    /// No servers yet; requests run on `shards`.
+    pub fn new(shards: Arc<Shards>) -> Self {
+        IngressServers { servers: BTreeMap::new(), shards }
+    }
+
+    /// Binds each of `addrs` not served yet. Changes nothing: on error the ones bound are closed.
+    pub async fn bind_new(
+        &self,
+        addrs: impl Iterator<Item = SocketAddr>,
+    ) -> anyhow::Result<Vec<(SocketAddr, TcpListener)>> {
+        let mut bound = Vec::new();
+        for addr in addrs {
+            if !self.servers.contains_key(&addr) && !bound.iter().any(|(a, _)| *a == addr) {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("ingress: cannot listen on {addr}"))?;
+                bound.push((addr, listener));
+            }
+        }
+        Ok(bound)
+    }
+
+    /// Serves `routes`: the listeners in `bound` (from [`IngressServers::bind_new`]) start, the
+    /// servers already running route by their new routes from their next request, and those
+    /// whose address no longer has a route stop (their requests in flight finish).
+    pub fn apply(
+        &mut self,
+        bound: Vec<(SocketAddr, TcpListener)>,
+        mut routes: BTreeMap<SocketAddr, Vec<Route>>,
+    ) {
+        self.servers.retain(|addr, (_, task)| {
+            let kept = routes.contains_key(addr);
+            if !kept {
+                tracing::info!(%addr, "ingress stopped: no component is routed there any more");
+                task.abort();
+            }
+            kept
+        });
+        for (addr, (router, _)) in &self.servers {
+            let new = Router::new(routes.remove(addr).unwrap_or_default());
+            *router.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(new);
+        }
+        for (addr, listener) in bound {
+            let router = Router::new(routes.remove(&addr).unwrap_or_default());
+            tracing::info!(%addr, routes = router.routes.len(), "ingress listening");
+            let router: SharedRouter = Arc::new(RwLock::new(Arc::new(router)));
+            let task = serve(listener, router.clone(), self.shards.clone());
+            self.servers.insert(addr, (router, task));
+        }
+    }
+}
+
+impl Drop for IngressServers {
+    fn drop(&mut self) {
+        for (_, task) in self.servers.values() {
+            task.abort();
+        }
+    }
+}
+
+/// Serves `listener` by `router` until the returned task is aborted.
+fn serve(listener: TcpListener, router: SharedRouter, shards: Arc<Shards>) -> tokio::task::JoinHandle<()> {
     let listener = Listener::new(listener, "ingress");
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             let (client, peer, connection) = listener.accept().await;
             let (router, shards) = (router.clone(), shards.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let (router, shards) = (router.clone(), shards.clone());
+                    let router = router.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+                    let shards = shards.clone();
                     async move { Ok::<_, Infallible>(dispatch(&router, &shards, request).await) }
                 });
                 if let Err(e) =
@@ -214,7 +279,7 @@ pub async fn serve(
                 drop(connection);
             });
         }
-    }))
+    })
 }
 
 async fn dispatch(

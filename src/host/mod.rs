@@ -1,16 +1,19 @@
 //! The wasm host behind `switchyard up`: one engine, a virtual network and egress gate per
 //! tenant, supervised service components, HTTP ingress with a fresh instance per request, and
-//! the admin endpoint. Runs until Ctrl-C or SIGTERM, then stops everything.
+//! the admin endpoint. Runs until Ctrl-C or SIGTERM, then stops everything; reloads its config on
+//! SIGHUP or `POST /reload`, touching only the tenants whose section changed.
 //!
 //! ```text
 //!   up ── Shards (one single-threaded runtime per core; a tenant lives on one)
-//!      ├─ per tenant: Network + Egress ── services (supervised) ── http components (per request)
-//!      │                                └─ forwards, MySQL pools (native services on virtual ports)
+//!      ├─ Host (reload.rs): per tenant a RunningTenant (tenant.rs):
+//!      │    Network + Egress ── services (supervised) ── http components (per request)
+//!      │                     └─ forwards, MySQL pools (native services on virtual ports)
 //!      ├─ ingress: one HTTP server per listen address, routes by host and path prefix
-//!      └─ admin: /healthz
+//!      └─ admin: /, /healthz, /metrics, POST /reload  (SIGHUP reloads too)
 //! ```
 
 mod admin;
+mod admin_page;
 mod components;
 mod cpu_budget;
 mod embedded;
@@ -23,42 +26,69 @@ mod http_egress;
 mod ingress;
 mod instance_slots;
 mod listener;
+mod live;
 mod metrics;
 mod pools;
 mod published;
+mod reload;
 mod request_body;
 mod request_instance;
 mod service;
 mod shards;
 mod state_dir;
+mod tenant;
 mod tenant_usage;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use switchyard_vnet::dns::Resolver;
-use switchyard_vnet::egress::Egress;
-use switchyard_vnet::{Limits, Network};
+use tokio::sync::{mpsc, oneshot};
 
 pub use health::{Health, ServiceState};
 pub use instance_slots::{SlotPlan, TooManySlots};
 
-use crate::config::{ComponentKind, Config};
-use guest::Workload;
-use ingress::{HttpComponent, Route, Router};
-use service::Service;
+use crate::config::{Config, Overrides};
+use reload::Host;
 use shards::Shards;
+use tenant::HostParts;
 
-/// How long a guest's egress connect may take.
-const EGRESS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Instance slots the engine holds past what the starting config needs, so that a reload may
+/// add services and tenants' reserves (not a first tenant with http components: that needs the
+/// shared slots, [`instance_slots::SHARED_SLOTS`], and a restart).
+const RELOAD_SLOTS: u32 = 256;
 
-/// Runs `config` (whose relative paths are relative to `base`) on `shards` worker shards (the
-/// machine's cores when `None`) until Ctrl-C or SIGTERM.
-pub fn up(config: &Config, base: &Path, shards: Option<usize>) -> anyhow::Result<()> {
+/// Reload requests queued at most (from `switchyard reload` through the admin endpoint); one
+/// past that is answered "busy" at once.
+const RELOAD_QUEUE: usize = 4;
+
+/// Where the running config comes from, to read it again on a reload.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The config file.
+    pub path: PathBuf,
+    /// The command line's overrides, applied again at each reload.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// The config's folder: relative paths in it start there.
+    pub fn base(&self) -> PathBuf {
+        self.path.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
+    }
+}
+
+/// One request to reload, and where to send its outcome (none for `SIGHUP`).
+pub struct ReloadRequest {
+    /// Gets the summary, or every error line.
+    pub reply: Option<oneshot::Sender<Result<String, Vec<String>>>>,
+}
+
+/// Runs `config` (read from `source`) on `shards` worker shards (the machine's cores when
+/// `None`) until Ctrl-C or SIGTERM; `SIGHUP` and the admin endpoint's `POST /reload` read
+/// `source` again and apply it ([`reload`]).
+pub fn up(config: &Config, source: &ConfigSource, shards: Option<usize>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("switchyard-io")
@@ -66,13 +96,14 @@ pub fn up(config: &Config, base: &Path, shards: Option<usize>) -> anyhow::Result
         .context("cannot start the I/O runtime")?;
     let shard_count = shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let shards = Arc::new(Shards::start(shard_count)?);
+    let base = source.base();
     let embedded = if embedded::wanted(config) {
         Some(embedded::EmbeddedMariaDb::start(config, &base.join(&config.state_dir))?)
     } else {
         None
     };
     let connector = embedded.as_ref().map(embedded::EmbeddedMariaDb::connector);
-    let result = runtime.block_on(run(config, base, shards.clone(), connector.as_ref()));
+    let result = runtime.block_on(run(config, source, shards.clone(), connector));
     drop(runtime);
     match Arc::try_unwrap(shards) {
         Ok(shards) => shards.stop(),
@@ -86,23 +117,22 @@ pub fn up(config: &Config, base: &Path, shards: Option<usize>) -> anyhow::Result
 
 async fn run(
     config: &Config,
-    base: &Path,
+    source: &ConfigSource,
     shards: Arc<Shards>,
-    embedded: Option<&embedded::SocketConnector>,
+    embedded: Option<embedded::SocketConnector>,
 ) -> anyhow::Result<()> {
     let slots = instance_slots::SlotPlan::for_config(config)?;
-    let engine = engine::engine(slots.total())?;
+    let capacity = (slots.total() + RELOAD_SLOTS).min(instance_slots::MAX_SLOTS);
+    let engine = engine::engine(capacity)?;
     tracing::info!(
         slots = slots.total(),
         services = slots.services,
         reserved = slots.reserved,
         shared = slots.shared,
+        engine_slots = capacity,
         "instance slots"
     );
-    let shared_slots = instance_slots::SharedSlots::new(&slots);
-    let loading = std::time::Instant::now();
-    let mut components = components::Components::new(&engine, &base.join(&config.state_dir));
-    let linker = guest::linker(&engine)?;
+    let base = source.base();
     let resolver = match Resolver::system(config.dns.timeout) {
         Ok(resolver) => resolver,
         Err(e) => {
@@ -111,141 +141,58 @@ async fn run(
         }
     }
     .with_fixed_answers(config.dns.hosts.clone());
-    let health = Health::default();
-    let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
-    let mut services = Vec::new();
-    let mut mounted = Vec::new();
-    let mut mounted_pools = Vec::new();
-    let mut pool_handles = Vec::new();
-    let mut tenant_usages = Vec::new();
-    for (index, tenant) in config.tenants.iter().enumerate() {
-        let limits = Limits {
-            max_sockets: tenant.limits.max_sockets as usize,
-            max_connections: tenant.limits.max_connections as usize,
-            ..Limits::default()
-        };
-        let workload = Workload {
-            tenant: tenant.name.as_str().into(),
-            network: Network::new(tenant.name.as_str(), limits),
-            egress: Egress::new(
-                tenant.name.as_str(),
-                tenant.policy(),
-                // A cache of its own: no tenant learns from lookup times which names others use.
-                resolver.for_workload().with_context(|| format!("tenant {}: DNS resolver", tenant.name))?,
-                EGRESS_CONNECT_TIMEOUT,
-            ),
-            shard: index,
-            shards: shards.span(index, tenant.limits.shards as usize),
-            request_timeout: tenant.limits.request_timeout,
-            usage: tenant_usage::TenantUsage::new(
-                (tenant.limits.max_memory_mib as usize) << 20,
-                instance_slots::TenantSlots::new(tenant.limits.max_instances, shared_slots.clone()),
-                shards.count(),
-            ),
-            max_request_body: u64::from(tenant.limits.max_request_body_mib) << 20,
-            request_body_timeout: tenant.limits.request_body_timeout,
-            service_cpu_percent: tenant.limits.service_cpu_percent,
-        };
-        tenant_usages.push((tenant.name.clone(), workload.usage.clone()));
-        for forward in forwards::mount(tenant, &workload, base)? {
-            mounted.push((workload.shards.clone(), forward));
-        }
-        for pool in pools::mount(tenant, &workload, embedded, base).await? {
-            pool_handles.push((tenant.name.clone(), pool.name().to_owned(), pool.pool().clone()));
-            health.watch_pool(&tenant.name, pool.name(), pool.pool().clone());
-            mounted_pools.push((workload.shards.clone(), pool));
-        }
-        for component in &tenant.components {
-            let what = format!("tenant {}: component {}", tenant.name, component.name);
-            let wasm = base.join(&component.wasm);
-            let compiled = components.load(&wasm, &what)?;
-            match &component.kind {
-                ComponentKind::Service(restart) => {
-                    let service = Service::new(
-                        &component.name,
-                        workload.clone(),
-                        &compiled,
-                        &linker,
-                        component.env.clone(),
-                        *restart,
-                    )?;
-                    health.watch_throttling(&tenant.name, &component.name, service.throttled.clone());
-                    services.push(Arc::new(service));
-                }
-                ComponentKind::Http(ingress) => {
-                    let http = HttpComponent::new(
-                        &component.name,
-                        workload.clone(),
-                        &compiled,
-                        &linker,
-                        component.env.clone(),
-                    )?;
-                    routes.entry(ingress.listen).or_default().push(Route {
-                        host: ingress.host.clone(),
-                        prefix: ingress.path_prefix.clone(),
-                        component: Arc::new(http),
-                    });
-                }
-            }
-            tracing::info!(tenant = tenant.name, component = component.name, wasm = %wasm.display(), "component loaded");
-        }
-    }
-
-    let counts = components.counts();
-    tracing::info!(
-        compiled = counts.compiled,
-        from_disk = counts.from_disk,
-        shared = counts.shared,
-        took_ms = loading.elapsed().as_millis() as u64,
-        "components ready: {} compiled, {} read from state_dir, {} shared",
-        counts.compiled,
-        counts.from_disk,
-        counts.shared,
-    );
-    drop(components);
+    let parts = HostParts {
+        linker: guest::linker(&engine)?,
+        components: Mutex::new(components::Components::new(&engine, &base.join(&config.state_dir))),
+        resolver,
+        shared_slots: instance_slots::SharedSlots::new(&slots),
+        shards,
+        embedded,
+        base,
+        health: Health::default(),
+    };
+    let loading = std::time::Instant::now();
+    let mut host = Host::start(config.clone(), parts, capacity).await?;
+    log_components(host.parts(), loading);
 
     let mut tasks = Vec::new();
-    // A workload's forwards and pools accept on each of its shards: a connection is served on
-    // the shard of the guest that made it (vnet's `Acceptor`).
-    for (workload_shards, forward) in mounted {
-        for &shard in workload_shards.iter().skip(1) {
-            tasks.push(shards.spawn(shard, forward.clone().serve()));
-        }
-        tasks.push(shards.spawn(workload_shards[0], forward.serve()));
-    }
-    for (workload_shards, pool) in mounted_pools {
-        for &shard in workload_shards.iter().skip(1) {
-            tasks.push(shards.spawn(shard, pool.accept_virtual()));
-        }
-        tasks.push(shards.spawn(workload_shards[0], pool.serve()));
-    }
-    for service in services {
-        let shard = service.workload.shard;
-        tasks.push(shards.spawn(shard, service.supervise(health.clone())));
-    }
-    for (addr, routes) in routes {
-        tasks.push(ingress::serve(addr, Router::new(routes), shards.clone()).await?);
-    }
+    let (reloads, mut reload_requests) = mpsc::channel::<ReloadRequest>(RELOAD_QUEUE);
     if let Some(addr) = config.admin.listen {
-        tasks.push(
-            admin::serve(
-                addr,
-                health.clone(),
-                metrics::Metrics::new(shared_slots, tenant_usages, pool_handles.clone()),
-            )
-            .await?,
-        );
+        let metrics = metrics::Metrics::new(host.parts().shared_slots.clone(), host.live().clone());
+        let admin =
+            admin::AdminEndpoint::new(host.parts().health.clone(), metrics, host.live().clone(), reloads);
+        tasks.push(admin::serve(addr, admin).await?);
     }
     if let Some(sql) = &config.admin.sql {
-        let pools = pool_handles
-            .into_iter()
-            .map(|(tenant, name, pool)| switchyard_pooler::admin::AdminPool { tenant, name, pool })
-            .collect();
-        tasks.push(admin::serve_sql(sql, pools).await?);
+        let (task, admin) = admin::serve_sql(sql, host.admin_pools()).await?;
+        host.report_pools_to(admin);
+        tasks.push(task);
     }
-    tracing::info!(tenants = config.tenants.len(), "switchyard is up; Ctrl-C or SIGTERM stops it");
+    tracing::info!(
+        tenants = config.tenants.len(),
+        "switchyard is up; Ctrl-C or SIGTERM stops it, SIGHUP reloads its config"
+    );
 
-    shutdown_signal().await?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch SIGHUP")?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            stopped = &mut shutdown => {
+                stopped?;
+                break;
+            }
+            _ = hangup.recv() => {
+                tracing::info!(config = %source.path.display(), "SIGHUP: reloading the config");
+                reload(&mut host, source, None).await;
+            }
+            Some(request) = reload_requests.recv() => {
+                tracing::info!(config = %source.path.display(), "reload asked on the admin endpoint");
+                reload(&mut host, source, request.reply).await;
+            }
+        }
+    }
     tracing::info!("shutting down");
     for task in &tasks {
         task.abort();
@@ -253,8 +200,65 @@ async fn run(
     for task in tasks {
         let _ = task.await;
     }
+    drop(host);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads `source` again and applies it to `host`; the outcome is logged and sent to `reply`.
+async fn reload(
+    host: &mut Host,
+    source: &ConfigSource,
+    reply: Option<oneshot::Sender<Result<String, Vec<String>>>>,
+) {
+    let loading = std::time::Instant::now();
+    let outcome = match crate::config_file::load_collecting(&source.path, &source.overrides) {
+        Err(errors) => Err(errors),
+        Ok((loaded, warnings)) => {
+            for warning in &warnings {
+                tracing::warn!("{warning}");
+            }
+            host.parts().components.lock().unwrap_or_else(|p| p.into_inner()).reset_counts();
+            host.reload(loaded.config).await.map(|applied| applied.to_string())
+        }
+    };
+    host.live().count_reload(match outcome {
+        Ok(_) => live::ReloadOutcome::Applied,
+        Err(_) => live::ReloadOutcome::Rejected,
+    });
+    match &outcome {
+        Ok(summary) => {
+            log_components(host.parts(), loading);
+            tracing::info!("config reloaded: {summary}");
+        }
+        Err(errors) => {
+            for error in errors {
+                tracing::error!("reload rejected: {error}");
+            }
+            tracing::error!(
+                "reload rejected: the config in force is unchanged (generation {})",
+                host.live().view().generation
+            );
+        }
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Logs how the components of a start or reload were obtained.
+fn log_components(parts: &HostParts, since: std::time::Instant) {
+    let counts = parts.components.lock().unwrap_or_else(|p| p.into_inner()).counts();
+    tracing::info!(
+        compiled = counts.compiled,
+        from_disk = counts.from_disk,
+        shared = counts.shared,
+        took_ms = since.elapsed().as_millis() as u64,
+        "components ready: {} compiled, {} read from state_dir, {} shared",
+        counts.compiled,
+        counts.from_disk,
+        counts.shared,
+    );
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM.

@@ -3,6 +3,7 @@
 //! optionally also published on a real host address; its backend connections are dialed through
 //! the tenant's egress gate, so they pass the tenant's policy like every other way out.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tracing::Instrument;
 use super::embedded::SocketConnector;
 use super::guest::Workload;
 use super::published::{Accepted, PublishedListener};
-use crate::config::{self, Backend, Tenant};
+use crate::config::{self, Backend, PublishAddr, Tenant};
 
 /// How long one backend connect attempt may take.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,17 +101,24 @@ pub struct MountedPool {
     pooler: Pooler,
     v4: Arc<Listener>,
     v6: Arc<Listener>,
-    published: Vec<PublishedListener>,
+    published: Vec<(PublishAddr, Arc<PublishedListener>)>,
 }
+
+/// Published listeners by address, handed from a tenant's running pools to their replacement in
+/// a reload, so that a pool published on the same address keeps its socket (no window where
+/// clients are refused, no fight over the address).
+pub type PublishedListeners = BTreeMap<PublishAddr, Arc<PublishedListener>>;
 
 /// Mounts every pool of `tenant` whose backend is a server. The returned pools still have to be
 /// served ([`MountedPool::serve`]).
 /// Pools whose backend is `embedded` use `embedded` (started by the caller when any pool wants it).
+/// A published address found in `inherited` takes that listener instead of binding anew.
 pub async fn mount(
     tenant: &Tenant,
     workload: &Workload,
     embedded: Option<&SocketConnector>,
     base: &Path,
+    inherited: &PublishedListeners,
 ) -> anyhow::Result<Vec<MountedPool>> {
     let mut mounted = Vec::with_capacity(tenant.pools.len());
     for (index, pool) in tenant.pools.iter().enumerate() {
@@ -166,11 +174,15 @@ pub async fn mount(
         let v6 = listen(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
         let mut published = Vec::with_capacity(pool.publish.len());
         for addr in &pool.publish {
-            published.push(
-                PublishedListener::bind(addr)
-                    .await
-                    .with_context(|| format!("tenant {}: {key}.publish", tenant.name))?,
-            );
+            let listener = match inherited.get(addr) {
+                Some(listener) => listener.clone(),
+                None => Arc::new(
+                    PublishedListener::bind(addr)
+                        .await
+                        .with_context(|| format!("tenant {}: {key}.publish", tenant.name))?,
+                ),
+            };
+            published.push((addr.clone(), listener));
         }
         tracing::info!(
             tenant = tenant.name,
@@ -242,6 +254,11 @@ impl MountedPool {
         self.pooler.pool()
     }
 
+    /// Its published listeners, by address.
+    pub fn published(&self) -> impl Iterator<Item = (PublishAddr, Arc<PublishedListener>)> + '_ {
+        self.published.iter().map(|(addr, listener)| (addr.clone(), listener.clone()))
+    }
+
     /// Serves the virtual connections made on the thread it runs on (the pool's sessions of the
     /// tenant's guests on another of its shards) until dropped; the pool, its cap, queue and
     /// stats are the ones [`MountedPool::serve`] serves.
@@ -267,7 +284,7 @@ impl MountedPool {
         let MountedPool { pooler, v4, v6, published, .. } = self;
         let (mut v4, mut v6) = (v4.acceptor(), v6.acceptor());
         let mut sessions = JoinSet::new();
-        for listener in published {
+        for (_, listener) in published {
             sessions.spawn(serve_published(pooler.clone(), listener));
         }
         let upkeep = pooler.clone();
@@ -303,9 +320,9 @@ fn serve_virtual(pooler: &Pooler, sessions: &mut JoinSet<()>, connection: switch
     );
 }
 
-/// Serves the clients of one published address until dropped (which ends them, and removes a
-/// unix socket's file).
-async fn serve_published(pooler: Pooler, listener: PublishedListener) {
+/// Serves the clients of one published address until dropped (which ends them; the last holder
+/// of the listener closes it, and removes a unix socket's file).
+async fn serve_published(pooler: Pooler, listener: Arc<PublishedListener>) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {

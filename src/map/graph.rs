@@ -9,15 +9,20 @@ use std::process::{Command, Stdio};
 
 use crate::config::{Backend, ComponentKind, Config};
 
-/// A node: id, label, shape.
-struct Node {
-    id: String,
-    label: String,
-    shape: Shape,
+/// A node: id, label, shape, and its column from left (where requests enter) to right (what
+/// lies outside the host): 0 ingress, 1 http components, 2 virtual networks, 3 what listens on
+/// them (services, forwards, pools) and the policy, 4 real targets.
+pub(super) struct Node {
+    pub(super) id: String,
+    pub(super) label: String,
+    pub(super) shape: Shape,
+    pub(super) column: u8,
+    /// Lines the live page writes figures on (`live-ID`, then `live-ID-2`, ...).
+    pub(super) live_lines: u8,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     /// A wasm component.
     Component,
     /// A host-side endpoint (ingress, virtual network, forward, pool).
@@ -27,28 +32,30 @@ enum Shape {
 }
 
 /// An edge: from, to, label; dashed when it leaves the host.
-struct Edge {
-    from: String,
-    to: String,
-    label: String,
-    dashed: bool,
+pub(super) struct Edge {
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) label: String,
+    pub(super) dashed: bool,
 }
 
 /// A tenant's part of the graph.
-struct Cluster {
-    id: String,
-    label: String,
-    nodes: Vec<Node>,
+pub(super) struct Cluster {
+    pub(super) id: String,
+    pub(super) label: String,
+    pub(super) tenant: String,
+    pub(super) nodes: Vec<Node>,
 }
 
 /// The whole graph.
-struct Graph {
-    outside: Vec<Node>,
-    clusters: Vec<Cluster>,
-    edges: Vec<Edge>,
+pub(super) struct Graph {
+    pub(super) outside: Vec<Node>,
+    pub(super) clusters: Vec<Cluster>,
+    pub(super) edges: Vec<Edge>,
 }
 
-fn id(parts: &[&str]) -> String {
+/// A node id from its parts: ASCII letters, digits and `_` only (safe in HTML, SVG and dot).
+pub(super) fn id(parts: &[&str]) -> String {
     parts
         .iter()
         .map(|p| p.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>())
@@ -56,7 +63,8 @@ fn id(parts: &[&str]) -> String {
         .join("__")
 }
 
-fn graph(config: &Config) -> Graph {
+/// The graph of `config`.
+pub(super) fn graph(config: &Config) -> Graph {
     let mut g = Graph { outside: Vec::new(), clusters: Vec::new(), edges: Vec::new() };
     let mut ingresses: Vec<String> = Vec::new();
     for t in &config.tenants {
@@ -65,6 +73,8 @@ fn graph(config: &Config) -> Graph {
             id: vnet.clone(),
             label: "virtual network\n127.0.0.0/8, ::1".into(),
             shape: Shape::Endpoint,
+            column: 2,
+            live_lines: 1,
         }];
         for c in &t.components {
             let node = id(&[&t.name, "component", &c.name]);
@@ -77,6 +87,8 @@ fn graph(config: &Config) -> Graph {
                             id: ingress.clone(),
                             label: format!("ingress\nhttp://{}", ing.listen),
                             shape: Shape::Endpoint,
+                            column: 0,
+                            live_lines: 1,
                         });
                     }
                     let route = format!("{}{}", ing.host.as_deref().unwrap_or("*"), ing.path_prefix);
@@ -85,6 +97,8 @@ fn graph(config: &Config) -> Graph {
                         id: node.clone(),
                         label: format!("{}\nhttp component", c.name),
                         shape: Shape::Component,
+                        column: 1,
+                        live_lines: 1,
                     });
                     g.edges.push(Edge {
                         from: node,
@@ -98,6 +112,8 @@ fn graph(config: &Config) -> Graph {
                         id: node.clone(),
                         label: format!("{}\nservice component", c.name),
                         shape: Shape::Component,
+                        column: 3,
+                        live_lines: 1,
                     });
                     g.edges.push(Edge {
                         from: vnet.clone(),
@@ -115,11 +131,15 @@ fn graph(config: &Config) -> Graph {
                 id: node.clone(),
                 label: format!(":{} forward", f.port),
                 shape: Shape::Endpoint,
+                column: 3,
+                live_lines: 1,
             });
             g.outside.push(Node {
                 id: target.clone(),
                 label: format!("{}:{}", f.host, f.to_port),
                 shape: Shape::External,
+                column: 4,
+                live_lines: 1,
             });
             g.edges.push(Edge {
                 from: vnet.clone(),
@@ -139,6 +159,8 @@ fn graph(config: &Config) -> Graph {
                     p.name, p.port, p.mode, p.max_connections
                 ),
                 shape: Shape::Endpoint,
+                column: 3,
+                live_lines: 2,
             });
             g.edges.push(Edge {
                 from: vnet.clone(),
@@ -160,7 +182,13 @@ fn graph(config: &Config) -> Graph {
                 }
             };
             if !g.outside.iter().any(|n| n.id == backend) {
-                g.outside.push(Node { id: backend.clone(), label, shape: Shape::External });
+                g.outside.push(Node {
+                    id: backend.clone(),
+                    label,
+                    shape: Shape::External,
+                    column: 4,
+                    live_lines: 1,
+                });
             }
             g.edges.push(Edge {
                 from: node,
@@ -180,8 +208,19 @@ fn graph(config: &Config) -> Graph {
         } else {
             format!("allowed hosts:\n{}", entries.join("\n"))
         };
-        nodes.push(Node { id: id(&[&t.name, "policy"]), label: allowed, shape: Shape::External });
-        g.clusters.push(Cluster { id: id(&["tenant", &t.name]), label: format!("tenant {}", t.name), nodes });
+        nodes.push(Node {
+            id: id(&[&t.name, "policy"]),
+            label: allowed,
+            shape: Shape::External,
+            column: 1,
+            live_lines: 1,
+        });
+        g.clusters.push(Cluster {
+            id: id(&["tenant", &t.name]),
+            label: format!("tenant {}", t.name),
+            tenant: t.name.clone(),
+            nodes,
+        });
     }
     g
 }

@@ -2,6 +2,7 @@
 //! ([`graph`]: Mermaid, Graphviz dot, SVG).
 
 pub mod graph;
+pub mod layout;
 
 use std::fmt::Write as _;
 use std::path::Path;

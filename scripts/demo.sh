@@ -35,10 +35,12 @@ say "switchyard up examples/switchyard.yaml"
 cat <<'URLS'
     acme's page:    http://acme.localhost:8080/      (JSON: /api/items)
     globex's page:  http://globex.localhost:8080/
+    live map:       http://127.0.0.1:9090/      (sessions, connections, denied egress)
     readiness:      http://127.0.0.1:9090/healthz
     metrics:        http://127.0.0.1:9090/metrics
     data:           target/switchyard-state/mariadb (kept across runs)
     (without *.localhost names: curl -H 'Host: acme.localhost' http://127.0.0.1:8080/)
+    edit examples/switchyard.yaml, then: target/debug/switchyard reload examples/switchyard.yaml
     Ctrl-C stops everything.
 URLS
 RUST_LOG="${RUST_LOG:-info}" exec target/debug/switchyard up examples/switchyard.yaml

@@ -46,6 +46,11 @@ enum Command {
         /// next `limits.shards - 1` too when its limits allow more). Default: one per core.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         shards: Option<u16>,
+        /// Also reload when the config file's content changes (checked every 2 s), as a
+        /// Kubernetes ConfigMap mounted as a volume changes it. A rejected content is not tried
+        /// again until the file changes once more.
+        #[arg(long)]
+        watch_config: bool,
         #[command(flatten)]
         overrides: OverrideArgs,
     },
@@ -189,12 +194,16 @@ impl Cli {
                 print!("{drawn}");
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Up { config, shards, overrides } => {
+            Command::Up { config, shards, watch_config, overrides } => {
                 let Some(loaded) = crate::config_file::load_reporting(&config, &overrides.overrides(), true)?
                 else {
                     return Ok(ExitCode::from(2));
                 };
-                let source = crate::host::ConfigSource { path: config, overrides: overrides.overrides() };
+                let source = crate::host::ConfigSource {
+                    path: config,
+                    overrides: overrides.overrides(),
+                    watch: watch_config.then_some(crate::host::CONFIG_WATCH_PERIOD),
+                };
                 crate::host::up(&loaded.config, &source, shards.map(usize::from))?;
                 Ok(ExitCode::SUCCESS)
             }

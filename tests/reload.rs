@@ -268,3 +268,44 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }
+
+/// Replaces `path`'s content at once, as the kubelet swaps a ConfigMap volume's files.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, text).expect("write the new config");
+    std::fs::rename(&staged, path).expect("swap the config in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_config_reloads_a_changed_file_and_tries_a_rejected_one_only_once() {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let head = format!("version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:");
+    let one = format!("{head}{}", echo_tenant("first", ingress));
+    let switchyard = Switchyard::start_with("reload_watch", admin, &one, &[], &["--watch-config"]);
+    switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
+
+    let two = format!("{one}{}", echo_tenant("second", ingress));
+    replace_file(&switchyard.config_path(), &two);
+    switchyard.wait_for_log("added second", Duration::from_secs(30));
+    assert_eq!(generation(&switchyard).await, "config generation 2");
+    let mut answer = (0, String::new());
+    for _ in 0..200 {
+        answer = request(ingress, "second.localhost", "POST", "/echo", b"hi").await;
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answer, (200, "second:hi".into()));
+
+    // A broken file is rejected once, then left alone until it changes again.
+    replace_file(&switchyard.config_path(), &format!("{two}    limits: {{ max_instancez: 3 }}\n"));
+    switchyard.wait_for_log("reload rejected: the config in force is unchanged", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(5)).await; // two more checks of the file
+    let log = switchyard.log();
+    assert_eq!(log.matches("reload rejected: the config in force is unchanged").count(), 1, "{log}");
+    assert_eq!(generation(&switchyard).await, "config generation 2");
+    let (status, log) = switchyard.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+}

@@ -70,6 +70,17 @@ pub struct ConfigSource {
     pub path: PathBuf,
     /// The command line's overrides, applied again at each reload.
     pub overrides: Overrides,
+    /// How often to look whether the file changed, and reload when it did (`--watch-config`).
+    pub watch: Option<std::time::Duration>,
+}
+
+/// How often `--watch-config` reads the config file.
+pub const CONFIG_WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The content of the file at `path`, as a digest; `None` when it cannot be read (a ConfigMap
+/// being swapped), which is not a change.
+fn file_digest(path: &std::path::Path) -> Option<components::ContentDigest> {
+    components::digest_of(path).ok()
 }
 
 impl ConfigSource {
@@ -177,17 +188,39 @@ async fn run(
         .context("cannot watch SIGHUP")?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut watch = source.watch.map(|period| {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    // The content last loaded or tried: a rejected one is not tried again until it changes.
+    let mut last_content = file_digest(&source.path);
     loop {
         tokio::select! {
+            _ = async {
+                match watch.as_mut() {
+                    Some(ticks) => ticks.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let content = file_digest(&source.path);
+                if content.is_some() && content != last_content {
+                    last_content = content;
+                    tracing::info!(config = %source.path.display(), "the config file changed (--watch-config): reloading");
+                    reload(&mut host, source, None).await;
+                }
+            }
             stopped = &mut shutdown => {
                 stopped?;
                 break;
             }
             _ = hangup.recv() => {
+                last_content = file_digest(&source.path);
                 tracing::info!(config = %source.path.display(), "SIGHUP: reloading the config");
                 reload(&mut host, source, None).await;
             }
             Some(request) = reload_requests.recv() => {
+                last_content = file_digest(&source.path);
                 tracing::info!(config = %source.path.display(), "reload asked on the admin endpoint");
                 reload(&mut host, source, request.reply).await;
             }

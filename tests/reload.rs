@@ -23,6 +23,8 @@ struct Version<'a> {
     grow_allowed: &'a str,
     tenants: &'a [String],
     broken: &'a str,
+    /// grow's pool's checkout_timeout, in seconds (a change that rebuilds the tenant).
+    grow_checkout: u32,
 }
 
 struct Addrs {
@@ -34,7 +36,7 @@ struct Addrs {
 }
 
 fn config(addrs: &Addrs, db: &mariadb::Tenant, version: &Version) -> String {
-    let pool = |name: &str, publish: SocketAddr, max: u32| {
+    let pool = |name: &str, publish: SocketAddr, max: u32, checkout: u32| {
         format!(
             r#"
     pools:
@@ -44,7 +46,7 @@ fn config(addrs: &Addrs, db: &mariadb::Tenant, version: &Version) -> String {
         user: {user}
         password: ${{env:E2E_POOL_PASSWORD}}
         max_connections: {max}
-        checkout_timeout: 30s
+        checkout_timeout: {checkout}s
         publish: "{publish}"
     # {name}"#,
             backend = addrs.backend,
@@ -77,9 +79,9 @@ tenants:
         admin = addrs.admin,
         ingress = addrs.ingress,
         backend = addrs.backend,
-        keep_pool = pool("keep", addrs.keep, 2),
+        keep_pool = pool("keep", addrs.keep, 2, 30),
         grow_allowed = version.grow_allowed,
-        grow_pool = pool("grow", addrs.grow, version.grow_max),
+        grow_pool = pool("grow", addrs.grow, version.grow_max, version.grow_checkout),
         broken = version.broken,
         echo = guest("echo-service.wasm"),
         gateway = guest("http_gateway.wasm"),
@@ -150,8 +152,13 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         grow: SocketAddr::from(([127, 0, 0, 1], free_port())),
         backend: server.addr,
     };
-    let v1 =
-        Version { grow_max: 1, grow_allowed: "", tenants: &[echo_tenant("gone", addrs.ingress)], broken: "" };
+    let v1 = Version {
+        grow_max: 1,
+        grow_allowed: "",
+        tenants: &[echo_tenant("gone", addrs.ingress)],
+        broken: "",
+        grow_checkout: 30,
+    };
     let env = [("E2E_POOL_PASSWORD", db.password.as_str())];
     let switchyard = Switchyard::start_with("reload", addrs.admin, &config(&addrs, &db, &v1), &env, &[]);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
@@ -175,6 +182,7 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         grow_allowed: r#", "http://api.test:8000""#,
         tenants: &[echo_tenant("fresh", addrs.ingress)],
         broken: "",
+        grow_checkout: 30,
     };
     std::fs::write(switchyard.config_path(), config(&addrs, &db, &v2)).expect("write v2");
     let (code, out, err) = reload(&switchyard);
@@ -242,14 +250,15 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     let (mut keep2, keep2_id) = held_session(&db, addrs.keep).await;
     assert!(metrics(&switchyard).await.contains("switchyard_config_reloads_total{outcome=\"rejected\"} 1\n"));
 
-    // SIGHUP: fresh's service gets a new greeting, so fresh restarts; keep stays.
+    // SIGHUP: fresh's service gets a new greeting and grow's pool a new checkout_timeout, so
+    // both are rebuilt (grow's published listener passes to its new pool); keep stays.
     let fresh2 = echo_tenant("fresh", addrs.ingress)
         .replace("ECHO_GREETING: \"fresh:\"", "ECHO_GREETING: \"fresh2:\"");
-    let v3 = Version { tenants: &[fresh2], ..v2 };
+    let v3 = Version { tenants: &[fresh2], grow_checkout: 29, ..v2 };
     std::fs::write(switchyard.config_path(), config(&addrs, &db, &v3)).expect("write v3");
     let hup = Command::new("kill").arg("-HUP").arg(switchyard.pid().to_string()).status().expect("kill -HUP");
     assert!(hup.success());
-    switchyard.wait_for_log("restarted fresh", Duration::from_secs(30));
+    switchyard.wait_for_log("restarted grow, fresh", Duration::from_secs(30));
     assert_eq!(generation(&switchyard).await, "config generation 3");
     let mut answer = (0, String::new());
     for _ in 0..200 {
@@ -261,8 +270,12 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     }
     assert_eq!(answer, (200, "fresh2:hi".into()), "the restarted tenant does not answer with its new env");
     still_held(&mut keep2, keep2_id, "the unchanged tenant's session across SIGHUP").await;
+    // The rebuilt tenant's sessions ended; its published address serves its new pool.
+    assert!(grow.query_drop("SELECT 1").await.is_err(), "a session of a rebuilt tenant survived");
+    let (mut regrown, id) = held_session(&db, addrs.grow).await;
+    still_held(&mut regrown, id, "a session of the rebuilt pool").await;
 
-    for conn in [keep, grow, keep2] {
+    for conn in [keep, keep2, regrown] {
         conn.disconnect().await.expect("quit");
     }
     let (status, log) = switchyard.terminate();

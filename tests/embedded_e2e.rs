@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::demo::{DEMO_ENV, demo_config};
+use support::demo::{DEMO_ENV, demo_config, demo_tenant};
 use support::{Switchyard, free_port, request};
 
 /// Connections the embedded server has open for the tenants' users (as root, over its socket).
@@ -153,12 +153,27 @@ async fn two_tenants_on_an_embedded_mariadb_keep_their_data_apart_and_across_res
     );
 
     // A restart finds the data again.
-    let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &DEMO_ENV);
+    let env = [DEMO_ENV[0], DEMO_ENV[1], ("INITECH_DB_PASSWORD", "initech-pw")];
+    let switchyard = Switchyard::start_with_env("embedded_second", admin, &text, &env);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
     assert_eq!(
         request(ingress, "acme.localhost", "GET", "/api/items", b"").await,
         (200, r#"[{"id":2,"name":"anvil"}]"#.to_owned())
     );
+
+    // A reload adds a tenant on the embedded server: its database and user are created, and its
+    // page keeps items there.
+    let more = format!("{text}{}", demo_tenant("initech", ingress));
+    std::fs::write(switchyard.config_path(), more).expect("write the new config");
+    let reload = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("reload")
+        .arg(switchyard.config_path())
+        .output()
+        .expect("switchyard reload");
+    assert!(reload.status.success(), "{}{}", String::from_utf8_lossy(&reload.stderr), switchyard.log());
+    let (status, body) = request(ingress, "initech.localhost", "POST", "/api/items", b"stapler").await;
+    assert_eq!((status, body.as_str()), (201, r#"{"id":1,"name":"stapler"}"#), "{}", switchyard.log());
+    assert_eq!(admin_query(&state, "SELECT name FROM initech.items"), "stapler");
     let (status, log) = switchyard.terminate();
     assert!(status.success(), "exit status {status}; log:\n{log}");
 }

@@ -28,9 +28,25 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct EmbeddedMariaDb {
     dir: PathBuf,
+    provisioner: Provisioner,
+}
+
+/// Creates the embedded pools' databases and users on the running server, at start and at each
+/// reload that adds or changes one. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Provisioner {
     socket: PathBuf,
     /// The server account of the OS user running Switchyard (unix-socket authentication).
     admin: String,
+}
+
+/// What the host needs of the embedded server: a way in for pools, and its provisioning.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBackend {
+    /// Reaches the server over its socket.
+    pub connector: SocketConnector,
+    /// Creates databases and users.
+    pub provisioner: Provisioner,
 }
 
 /// Reaches the embedded server over its unix socket.
@@ -119,24 +135,24 @@ impl EmbeddedMariaDb {
             .stderr(Stdio::null())
             .spawn()
             .context("backend embedded: cannot run mariadbd")?;
-        let embedded = EmbeddedMariaDb { dir, socket, admin: user };
+        let embedded = EmbeddedMariaDb { dir, provisioner: Provisioner { socket, admin: user } };
         embedded.wait_until_up()?;
-        owner_only(&embedded.socket, 0o600)?;
-        embedded.provision(config)?;
-        tracing::info!(state_dir = %embedded.dir.display(), socket = %embedded.socket.display(), "embedded MariaDB running");
+        owner_only(&embedded.provisioner.socket, 0o600)?;
+        embedded.provisioner.provision(config)?;
+        tracing::info!(state_dir = %embedded.dir.display(), socket = %embedded.provisioner.socket.display(), "embedded MariaDB running");
         Ok(embedded)
     }
 
     fn wait_until_up(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+        while std::os::unix::net::UnixStream::connect(&self.provisioner.socket).is_err() {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 bail!(
                     "backend embedded: mariadbd did not accept connections on {} within {START_TIMEOUT:?}; \
                      the end of its log:\n{}",
-                    self.socket.display(),
+                    self.provisioner.socket.display(),
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
@@ -145,9 +161,39 @@ impl EmbeddedMariaDb {
         Ok(())
     }
 
+    /// What pools and reloads use of the server.
+    pub fn backend(&self) -> EmbeddedBackend {
+        EmbeddedBackend {
+            connector: SocketConnector(self.provisioner.socket.clone()),
+            provisioner: self.provisioner.clone(),
+        }
+    }
+
+    /// Stops the server and waits (bounded) until it is gone.
+    pub fn stop(self) {
+        let pid = std::fs::read_to_string(self.dir.join("server.pid")).unwrap_or_default();
+        let pid = pid.trim();
+        if pid.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        {
+            if Instant::now() > deadline {
+                tracing::warn!(pid, "the embedded MariaDB did not stop within {STOP_TIMEOUT:?}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tracing::info!("embedded MariaDB stopped");
+    }
+}
+
+impl Provisioner {
     /// Closes every way in without credentials, then creates each embedded pool's database and
     /// user (the password set to the pool's).
-    fn provision(&self, config: &Config) -> anyhow::Result<()> {
+    pub fn provision(&self, config: &Config) -> anyhow::Result<()> {
         let admin = literal(&self.admin);
         // The administrator is the OS user running Switchyard, over the socket only; `root` (when
         // that is someone else) likewise; anonymous accounts are dropped. Idempotent, and it
@@ -205,30 +251,5 @@ impl EmbeddedMariaDb {
             bail!("as `{user}`: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
-    }
-
-    /// The connector of embedded pools.
-    pub fn connector(&self) -> SocketConnector {
-        SocketConnector(self.socket.clone())
-    }
-
-    /// Stops the server and waits (bounded) until it is gone.
-    pub fn stop(self) {
-        let pid = std::fs::read_to_string(self.dir.join("server.pid")).unwrap_or_default();
-        let pid = pid.trim();
-        if pid.is_empty() {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", pid]).status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-        {
-            if Instant::now() > deadline {
-                tracing::warn!(pid, "the embedded MariaDB did not stop within {STOP_TIMEOUT:?}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        tracing::info!("embedded MariaDB stopped");
     }
 }

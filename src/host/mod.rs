@@ -113,8 +113,8 @@ pub fn up(config: &Config, source: &ConfigSource, shards: Option<usize>) -> anyh
     } else {
         None
     };
-    let connector = embedded.as_ref().map(embedded::EmbeddedMariaDb::connector);
-    let result = runtime.block_on(run(config, source, shards.clone(), connector));
+    let backend = embedded.as_ref().map(embedded::EmbeddedMariaDb::backend);
+    let result = runtime.block_on(run(config, source, shards.clone(), backend));
     drop(runtime);
     match Arc::try_unwrap(shards) {
         Ok(shards) => shards.stop(),
@@ -130,7 +130,7 @@ async fn run(
     config: &Config,
     source: &ConfigSource,
     shards: Arc<Shards>,
-    embedded: Option<embedded::SocketConnector>,
+    embedded: Option<embedded::EmbeddedBackend>,
 ) -> anyhow::Result<()> {
     let slots = instance_slots::SlotPlan::for_config(config)?;
     let capacity = (slots.total() + RELOAD_SLOTS).min(instance_slots::MAX_SLOTS);

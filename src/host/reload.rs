@@ -214,6 +214,14 @@ impl Host {
             plans.iter().flat_map(|(tenant, _, _)| ingress_addrs(tenant)).collect();
         let bound = self.ingress.bind_new(new_addrs.into_iter()).await.map_err(|e| vec![format!("{e:#}")])?;
 
+        // New embedded pools' databases and users, last before the commit: idempotent, and
+        // nothing is dropped (a removed tenant's data stays for when it comes back).
+        if let Some(embedded) = &self.parts.embedded
+            && embedded_pools(&new) != embedded_pools(&self.config)
+        {
+            embedded.provisioner.provision(&new).map_err(|e| vec![format!("{e:#}")])?;
+        }
+
         // Commit: nothing below fails.
         let mut applied = Applied::default();
         let mut old: BTreeMap<String, RunningTenant> =
@@ -287,6 +295,17 @@ impl Host {
             })
             .collect()
     }
+}
+
+/// Every embedded pool's (user, password, database), to see whether a reload must provision.
+fn embedded_pools(config: &Config) -> Vec<(&str, &str, Option<&str>)> {
+    config
+        .tenants
+        .iter()
+        .flat_map(|t| &t.pools)
+        .filter(|p| p.backend == crate::config::Backend::Embedded)
+        .map(|p| (p.user.as_str(), p.password.expose(), p.database.as_deref()))
+        .collect()
 }
 
 /// The ingress addresses `tenant` routes to.

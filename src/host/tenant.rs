@@ -22,7 +22,7 @@ use switchyard_vnet::{Limits, Network};
 use wasmtime::component::Linker;
 
 use super::components::{Components, ContentDigest};
-use super::embedded::SocketConnector;
+use super::embedded::EmbeddedBackend;
 use super::guest::{GuestState, Workload};
 use super::health::Health;
 use super::ingress::{HttpComponent, Route};
@@ -50,7 +50,7 @@ pub struct HostParts {
     /// The worker shards.
     pub shards: Arc<Shards>,
     /// The embedded MariaDB, when `up` started one.
-    pub embedded: Option<SocketConnector>,
+    pub embedded: Option<EmbeddedBackend>,
     /// The config's folder: relative paths start there.
     pub base: PathBuf,
     /// Readiness.
@@ -119,7 +119,14 @@ impl PreparedTenant {
             service_cpu_percent: tenant.limits.service_cpu_percent,
         };
         let forwards = forwards::mount(tenant, &workload, &parts.base)?;
-        let pools = pools::mount(tenant, &workload, parts.embedded.as_ref(), &parts.base, inherited).await?;
+        let pools = pools::mount(
+            tenant,
+            &workload,
+            parts.embedded.as_ref().map(|e| &e.connector),
+            &parts.base,
+            inherited,
+        )
+        .await?;
         let mut digests = Vec::with_capacity(tenant.components.len());
         let mut services = Vec::new();
         let mut routes = Vec::new();

@@ -5,15 +5,23 @@ use std::path::Path;
 
 use super::guest;
 
-/// The demo's shape: tenants `acme` and `globex`, each with the tenant-crud page on `ingress`
-/// (host `<tenant>.localhost`), a counter service, and a pool of 2 on the `embedded` backend
-/// whose passwords come from [`DEMO_ENV`]; state under `state`.
+/// The demo's shape: tenants `acme` and `globex` ([`demo_tenant`]), with the admin endpoint on
+/// `admin` and state under `state`.
 pub fn demo_config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> String {
-    let crud = guest("tenant_crud.wasm");
-    let counter = guest("counter-service.wasm");
-    let tenant = |name: &str| {
-        format!(
-            r#"
+    format!(
+        "version: 1\nstate_dir: {state}\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}",
+        demo_tenant("acme", ingress),
+        demo_tenant("globex", ingress),
+        state = state.display()
+    )
+}
+
+/// One demo tenant (a tenants-list item): the tenant-crud page on `ingress` (host
+/// `<name>.localhost`), a counter service, and a pool of 2 on the `embedded` backend whose
+/// password is `${env:<NAME>_DB_PASSWORD}`.
+pub fn demo_tenant(name: &str, ingress: SocketAddr) -> String {
+    format!(
+        r#"
   - name: {name}
     allowed_hosts: []
     components:
@@ -33,14 +41,9 @@ pub fn demo_config(admin: SocketAddr, ingress: SocketAddr, state: &Path) -> Stri
         password: ${{env:{upper}_DB_PASSWORD}}
         max_connections: 2
 "#,
-            upper = name.to_uppercase()
-        )
-    };
-    format!(
-        "version: 1\nstate_dir: {state}\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}",
-        tenant("acme"),
-        tenant("globex"),
-        state = state.display()
+        crud = guest("tenant_crud.wasm"),
+        counter = guest("counter-service.wasm"),
+        upper = name.to_uppercase()
     )
 }
 

@@ -93,15 +93,7 @@ admin: {{ listen: "{admin}" }}
 tenants:
   - name: acme
     allowed_hosts: ["mysql://{backend}"]
-    pools:
-      - name: main
-        backend: "mysql://{backend}"
-        database: {database}
-        user: {user}
-        password: ${{env:E2E_POOL_PASSWORD}}
-        max_connections: 2
-        publish: "{publish}"
-    components:
+{pools}    components:
       - name: web
         kind: http
         wasm: {gateway}
@@ -110,8 +102,12 @@ tenants:
         kind: service
         wasm: {echo}
 {more}"#,
-        database = db.database,
-        user = db.user,
+        pools = support::server_pool(
+            backend,
+            &db.database,
+            &db.user,
+            &["max_connections: 2", &format!("publish: \"{publish}\"")]
+        ),
         gateway = support::guest("http_gateway.wasm"),
         echo = support::guest("echo-service.wasm"),
     )

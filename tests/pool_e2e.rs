@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use support::{Switchyard, free_port, guest, request_bytes};
+use support::{Switchyard, free_port, guest, request_bytes, server_pool};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_on_the_virtual_network_and_a_published_address() {
@@ -47,15 +47,7 @@ tenants:
         wasm: {crud}
         ingress: {{ listen: "{ingress}", host: crud.localhost }}
         env: {{ DB_USER: {user}, DB_PASSWORD: {password}, DB_NAME: {db} }}
-    pools:
-      - name: main
-        backend: "mysql://{backend}"
-        database: {db}
-        user: {user}
-        password: ${{env:E2E_POOL_PASSWORD}}
-        max_connections: 2
-        publish: "{publish}"
-  - name: ghost
+{pools}  - name: ghost
     allowed_hosts: ["mysql://127.0.0.1:{closed}"]
     pools:
       - name: main
@@ -64,6 +56,12 @@ tenants:
         password: ${{env:E2E_POOL_PASSWORD}}
 "#,
         closed = free_port(),
+        pools = server_pool(
+            backend,
+            &tenant.database,
+            &tenant.user,
+            &["max_connections: 2", &format!("publish: \"{publish}\"")]
+        ),
         db = tenant.database,
         user = tenant.user,
         password = tenant.password,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Switchyard, free_port};
+use support::{Switchyard, free_port, server_pool};
 
 fn config(
     admin: SocketAddr,
@@ -29,19 +29,16 @@ admin: {{ listen: "{admin}" }}
 tenants:
   - name: acme
     allowed_hosts: ["mysql://{backend}"]
-    pools:
-      - name: main
-        backend: "mysql://{backend}"
-        database: {db}
-        user: {user}
-        password: ${{env:E2E_POOL_PASSWORD}}
-        publish: "{publish}"
-        publish_tls: {{ cert: "{cert}", key: "{key}" }}
-"#,
-        cert = cert.display(),
-        key = key.display(),
-        db = tenant.database,
-        user = tenant.user,
+{pools}"#,
+        pools = server_pool(
+            backend,
+            &tenant.database,
+            &tenant.user,
+            &[
+                &format!("publish: \"{publish}\""),
+                &format!("publish_tls: {{ cert: \"{}\", key: \"{}\" }}", cert.display(), key.display()),
+            ],
+        ),
     )
 }
 

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use support::{Switchyard, echo_tenant, free_port, guest, request};
+use support::{Switchyard, echo_tenant, free_port, guest, request, server_pool};
 
 /// The config's parts that a test changes between reloads.
 struct Version<'a> {
@@ -36,23 +36,14 @@ struct Addrs {
 }
 
 fn config(addrs: &Addrs, db: &mariadb::Tenant, version: &Version) -> String {
-    let pool = |name: &str, publish: SocketAddr, max: u32, checkout: u32| {
-        format!(
-            r#"
-    pools:
-      - name: main
-        backend: "mysql://{backend}"
-        database: {db}
-        user: {user}
-        password: ${{env:E2E_POOL_PASSWORD}}
-        max_connections: {max}
-        checkout_timeout: {checkout}s
-        publish: "{publish}"
-    # {name}"#,
-            backend = addrs.backend,
-            db = db.database,
-            user = db.user,
-        )
+    let pool = |publish: SocketAddr, max: u32, checkout: u32| {
+        let keys = [
+            format!("max_connections: {max}"),
+            format!("checkout_timeout: {checkout}s"),
+            format!("publish: \"{publish}\""),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        format!("\n{}", server_pool(addrs.backend, &db.database, &db.user, &keys).trim_end())
     };
     let mut yaml = format!(
         r#"
@@ -79,9 +70,9 @@ tenants:
         admin = addrs.admin,
         ingress = addrs.ingress,
         backend = addrs.backend,
-        keep_pool = pool("keep", addrs.keep, 2, 30),
+        keep_pool = pool(addrs.keep, 2, 30),
         grow_allowed = version.grow_allowed,
-        grow_pool = pool("grow", addrs.grow, version.grow_max, version.grow_checkout),
+        grow_pool = pool(addrs.grow, version.grow_max, version.grow_checkout),
         broken = version.broken,
         echo = guest("echo-service.wasm"),
         gateway = guest("http_gateway.wasm"),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use support::{Switchyard, echo_tenant, free_port, guest, request};
+use support::{Switchyard, echo_tenant, free_port, guest, request, server_pool};
 
 /// `tenant`'s requests per shard, from `/metrics` text.
 fn placed(metrics: &str, tenant: &str) -> Vec<u64> {
@@ -47,14 +47,8 @@ tenants:
         wasm: {crud}
         ingress: {{ listen: "{ingress}", host: busy.localhost }}
         env: {{ DB_USER: {user}, DB_PASSWORD: {password}, DB_NAME: {db} }}
-    pools:
-      - name: main
-        backend: "mysql://{backend}"
-        database: {db}
-        user: {user}
-        password: ${{env:E2E_POOL_PASSWORD}}
-        max_connections: 2
-{quiet}"#,
+{pools}{quiet}"#,
+        pools = server_pool(backend, &tenant.database, &tenant.user, &["max_connections: 2"]),
         crud = guest("tenant_crud.wasm"),
         db = tenant.database,
         user = tenant.user,

@@ -9,9 +9,11 @@
 //!            └► queue (FIFO) ─► a release hands its connection to the head, or timeout ─► ERR
 //! ```
 //!
-//! Invariant: `open` counts every connection that exists or is being opened, so it never
-//! exceeds `max_connections`: each is a [`Slot`] the connection holds, which gives itself back
-//! when dropped (`pool/slot.rs`). The lock is never held across an await, and no connection is
+//! Invariant: `open` counts every connection that exists or is being opened, and none is opened
+//! while `open` is at the cap in force (`max_connections`, or what [`Pool::resize`] set since):
+//! each is a [`Slot`] the connection holds, which gives itself back when dropped
+//! (`pool/slot.rs`). After a shrink `open` may stay above the new cap until the connections in
+//! use come back; each closes then instead of being reused. The lock is never held across an await, and no connection is
 //! dropped under it.
 
 mod slot;

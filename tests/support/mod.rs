@@ -316,3 +316,16 @@ pub async fn assert_echoes(ingress: SocketAddr, name: &str, count: usize, within
     }
     slowest
 }
+
+/// The YAML of a tenant's `pools:` key (indented for a tenants-list item) with one pool `main`
+/// on the MySQL server at `backend`, logging in as `user` to `database` with the password in
+/// `${env:E2E_POOL_PASSWORD}`; each of `more` is one more key of the pool (`max_connections: 2`).
+pub fn server_pool(backend: SocketAddr, database: &str, user: &str, more: &[&str]) -> String {
+    let mut yaml = format!(
+        "    pools:\n      - name: main\n        backend: \"mysql://{backend}\"\n        database: {database}\n        user: {user}\n        password: ${{env:E2E_POOL_PASSWORD}}\n"
+    );
+    for key in more {
+        yaml.push_str(&format!("        {key}\n"));
+    }
+    yaml
+}

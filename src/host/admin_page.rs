@@ -20,6 +20,9 @@ use crate::map::layout;
 /// How often the page asks for figures, in milliseconds.
 const REFRESH_MS: u32 = 2000;
 
+/// Denials the page lists at most, newest first, across tenants (each keeps its last 16).
+const DENIALS_SHOWN: usize = 50;
+
 /// The page of `view`.
 pub fn page(view: &LiveView) -> String {
     format!(
@@ -88,7 +91,7 @@ setInterval(tick, refresh);
 "#;
 
 /// The figures of `view` for the page: `figures` maps each live element's id to its text,
-/// `denials` lists every tenant's recent denied egress, newest first.
+/// `denials` lists the newest [`DENIALS_SHOWN`] denied egress attempts of all tenants.
 pub fn live_json(view: &LiveView, health: &Health) -> String {
     let mut figures = serde_json::Map::new();
     let mut denials = Vec::new();
@@ -125,7 +128,7 @@ pub fn live_json(view: &LiveView, health: &Health) -> String {
             figures.insert(live, Value::String(format!("{} sessions · {} waiting", s.clients, s.waiting)));
         }
         figures.extend(component_figures(view, tenant, health));
-        for denied in tenant.egress.recent_denials() {
+        for denied in tenant.egress.recent_denials().into_iter().rev() {
             let ago = now.duration_since(denied.at).unwrap_or_default().as_secs();
             denials.push((
                 denied.at,
@@ -140,6 +143,7 @@ pub fn live_json(view: &LiveView, health: &Health) -> String {
         }
     }
     denials.sort_by_key(|d| std::cmp::Reverse(d.0));
+    denials.truncate(DENIALS_SHOWN);
     json!({
         "generation": view.generation,
         "tenants": view.tenants.len(),
@@ -167,4 +171,62 @@ fn component_figures(view: &LiveView, tenant: &LiveTenant, health: &Health) -> V
             (layout::node_live_id(&[&tenant.name, "component", &component.name]), Value::String(text))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use switchyard_policy::Target;
+    use switchyard_vnet::dns::Resolver;
+    use switchyard_vnet::egress::Egress;
+    use switchyard_vnet::{Limits, Network};
+
+    use super::*;
+    use crate::host::instance_slots::{SharedSlots, SlotPlan, TenantSlots};
+    use crate::host::tenant_usage::TenantUsage;
+
+    fn view() -> LiveView {
+        let yaml = "version: 1\ntenants:\n  - name: acme\n    allowed_hosts: []\n    components:\n      - { name: echo, kind: service, wasm: echo.wasm }\n";
+        let config = crate::config::load(yaml, &Default::default(), &|_| None).expect("config").config;
+        let tenant = &config.tenants[0];
+        let resolver = Resolver::hosts_file_only(Duration::from_secs(1)).expect("resolver");
+        let shared = SharedSlots::new(&SlotPlan { services: 1, reserved: 0, shared: 0 });
+        let live = LiveTenant {
+            name: "acme".to_owned(),
+            usage: TenantUsage::new(1 << 20, TenantSlots::new(1, shared), 1),
+            network: Network::new("acme", Limits::default()),
+            egress: Egress::new("acme", tenant.policy(), resolver, Duration::from_secs(1)),
+            pools: Vec::new(),
+        };
+        LiveView { generation: 3, config: Arc::new(config), tenants: vec![live] }
+    }
+
+    #[test]
+    fn the_figures_name_the_maps_elements_and_list_the_newest_denials_only() {
+        let view = view();
+        let egress = &view.tenants[0].egress;
+        for i in 0..(DENIALS_SHOWN + 10) {
+            let target = Target::tcp(SocketAddr::from(([10, 0, 0, (i % 250) as u8], 80)));
+            assert!(egress.check("web", &target).is_err());
+        }
+        let live: serde_json::Value =
+            serde_json::from_str(&live_json(&view, &Health::default())).expect("JSON");
+        assert_eq!(live["generation"], 3);
+        assert_eq!(
+            live["figures"]["live-tenant-acme"].as_str().map(|t| t.contains("60 egress denied")),
+            Some(true)
+        );
+        assert_eq!(live["figures"]["live-acme__component__echo"], "not started");
+        let denials = live["denials"].as_array().expect("denials");
+        // Each tenant keeps its last 16; the page shows at most DENIALS_SHOWN of all of them.
+        assert_eq!(denials.len(), switchyard_vnet::denials::RECENT_DENIALS.min(DENIALS_SHOWN));
+        assert_eq!(denials[0]["target"], "tcp://10.0.0.59:80", "newest first");
+        let page = page(&view);
+        for id in ["live-tenant-acme", "live-acme__vnet", "live-acme__component__echo"] {
+            assert!(page.contains(&format!("id=\"{id}\"")), "the page has no element {id}");
+        }
+    }
 }

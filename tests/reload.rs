@@ -35,8 +35,8 @@ struct Addrs {
     backend: SocketAddr,
 }
 
-fn config(addrs: &Addrs, db: &mariadb::Tenant, version: &Version) -> String {
-    let pool = |publish: SocketAddr, max: u32, checkout: u32| {
+fn config(addrs: &Addrs, keep: &mariadb::Tenant, grow: &mariadb::Tenant, version: &Version) -> String {
+    let pool = |db: &mariadb::Tenant, publish: SocketAddr, max: u32, checkout: u32| {
         let keys = [
             format!("max_connections: {max}"),
             format!("checkout_timeout: {checkout}s"),
@@ -70,9 +70,9 @@ tenants:
         admin = addrs.admin,
         ingress = addrs.ingress,
         backend = addrs.backend,
-        keep_pool = pool(addrs.keep, 2, 30),
+        keep_pool = pool(keep, addrs.keep, 2, 30),
         grow_allowed = version.grow_allowed,
-        grow_pool = pool(addrs.grow, version.grow_max, version.grow_checkout),
+        grow_pool = pool(grow, addrs.grow, version.grow_max, version.grow_checkout),
         broken = version.broken,
         echo = guest("echo-service.wasm"),
         gateway = guest("http_gateway.wasm"),
@@ -136,6 +136,8 @@ async fn still_held(conn: &mut mysql_async::Conn, id: u64, what: &str) {
 async fn reload_applies_changes_and_keeps_what_did_not_change() {
     let server = mariadb::server();
     let db = server.tenant("e2e_reload", "pw-e2e-reload");
+    // Its own user, so that the server's count of its connections is the grow pool's alone.
+    let grow_db = server.tenant("e2e_reload_grow", &db.password);
     let addrs = Addrs {
         admin: SocketAddr::from(([127, 0, 0, 1], free_port())),
         ingress: SocketAddr::from(([127, 0, 0, 1], free_port())),
@@ -151,14 +153,15 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         grow_checkout: 30,
     };
     let env = [("E2E_POOL_PASSWORD", db.password.as_str())];
-    let switchyard = Switchyard::start_with("reload", addrs.admin, &config(&addrs, &db, &v1), &env, &[]);
+    let switchyard =
+        Switchyard::start_with("reload", addrs.admin, &config(&addrs, &db, &grow_db, &v1), &env, &[]);
     switchyard.wait_for_log("switchyard is up", Duration::from_secs(60));
     switchyard.wait_for_log_count("service running", 2, Duration::from_secs(30));
     assert_eq!(generation(&switchyard).await, "config generation 1");
     assert!(metrics(&switchyard).await.contains("switchyard_config_generation 1\n"));
 
     let (mut keep, keep_id) = held_session(&db, addrs.keep).await;
-    let (mut grow, grow_id) = held_session(&db, addrs.grow).await;
+    let (mut grow, grow_id) = held_session(&grow_db, addrs.grow).await;
     assert_eq!(
         request(addrs.ingress, "gone.localhost", "POST", "/echo", b"hi").await,
         (200, "gone:hi".into())
@@ -175,7 +178,7 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         broken: "",
         grow_checkout: 30,
     };
-    std::fs::write(switchyard.config_path(), config(&addrs, &db, &v2)).expect("write v2");
+    std::fs::write(switchyard.config_path(), config(&addrs, &db, &grow_db, &v2)).expect("write v2");
     let (code, out, err) = reload(&switchyard);
     assert_eq!(code, 0, "reload failed:\n{out}{err}\nlog:\n{}", switchyard.log());
     assert!(
@@ -198,7 +201,7 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     let two = async {
         let mut conns = Vec::new();
         for _ in 0..2 {
-            let mut conn = mysql_async::Conn::new(opts(&db, addrs.grow)).await.expect("connect");
+            let mut conn = mysql_async::Conn::new(opts(&grow_db, addrs.grow)).await.expect("connect");
             conn.query_drop("BEGIN").await.expect("begin");
             conn.query_drop("SELECT 1").await.expect("select");
             conns.push(conn);
@@ -229,7 +232,8 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
 
     // A config with an error: `reload` gets the error with its key, nothing changes.
     let broken = Version { broken: "\n    limits: { max_instancez: 3 }", ..v2 };
-    std::fs::write(switchyard.config_path(), config(&addrs, &db, &broken)).expect("write the broken config");
+    std::fs::write(switchyard.config_path(), config(&addrs, &db, &grow_db, &broken))
+        .expect("write the broken config");
     let (code, out, err) = reload(&switchyard);
     assert_eq!(code, 1, "a broken config was not rejected:\n{out}{err}");
     assert!(
@@ -245,8 +249,10 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     // both are rebuilt (grow's published listener passes to its new pool); keep stays.
     let fresh2 = echo_tenant("fresh", addrs.ingress)
         .replace("ECHO_GREETING: \"fresh:\"", "ECHO_GREETING: \"fresh2:\"");
+    let before = server.connections_of(&grow_db.user);
+    assert!(before >= 2, "grow's pool holds {before} backend connections before its rebuild");
     let v3 = Version { tenants: &[fresh2], grow_checkout: 29, ..v2 };
-    std::fs::write(switchyard.config_path(), config(&addrs, &db, &v3)).expect("write v3");
+    std::fs::write(switchyard.config_path(), config(&addrs, &db, &grow_db, &v3)).expect("write v3");
     let hup = Command::new("kill").arg("-HUP").arg(switchyard.pid().to_string()).status().expect("kill -HUP");
     assert!(hup.success());
     switchyard.wait_for_log("restarted grow, fresh", Duration::from_secs(30));
@@ -261,9 +267,19 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     }
     assert_eq!(answer, (200, "fresh2:hi".into()), "the restarted tenant does not answer with its new env");
     still_held(&mut keep2, keep2_id, "the unchanged tenant's session across SIGHUP").await;
-    // The rebuilt tenant's sessions ended; its published address serves its new pool.
+    // The rebuilt tenant's sessions ended and its old pool's connections closed (the new pool
+    // opens one at start); its published address serves its new pool.
     assert!(grow.query_drop("SELECT 1").await.is_err(), "a session of a rebuilt tenant survived");
-    let (mut regrown, id) = held_session(&db, addrs.grow).await;
+    let mut open = usize::MAX;
+    for _ in 0..200 {
+        open = server.connections_of(&grow_db.user);
+        if open <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(open <= 1, "the rebuilt tenant's old pool still holds {open} backend connections");
+    let (mut regrown, id) = held_session(&grow_db, addrs.grow).await;
     still_held(&mut regrown, id, "a session of the rebuilt pool").await;
 
     for conn in [keep, keep2, regrown] {

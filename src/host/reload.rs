@@ -348,3 +348,56 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     differs("dns", old.dns != new.dns);
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(extra: &str) -> Tenant {
+        let yaml = format!(
+            "version: 1\ntenants:\n  - name: acme\n    allowed_hosts: [\"mysql://db.test:3306\", \"tcp://db.test:5432\"]\n{extra}    components:\n      - {{ name: web, kind: http, wasm: web.wasm, ingress: {{ listen: \"127.0.0.1:8080\" }} }}\n"
+        );
+        let loaded = crate::config::load(&yaml, &Default::default(), &|_| Some("pw".to_owned()));
+        loaded.unwrap_or_else(|e| panic!("{yaml}\n{e:?}")).config.tenants.remove(0)
+    }
+
+    const POOL: &str = "    pools:\n      - { name: main, backend: \"mysql://db.test:3306\", user: app, password: \"${env:PW}\", max_connections: 4 }\n";
+
+    #[test]
+    fn only_a_policy_or_a_pools_size_changes_in_place() {
+        let digests = [[1u8; 32]];
+        let old = tenant(POOL);
+        let change = |extra: &str| compare(&old, &digests, &tenant(extra), &digests);
+        assert_eq!(change(POOL), Change::Same);
+        let mut wider = tenant(POOL);
+        wider.allowed_hosts.push("tcp://api.test:443".parse().expect("entry"));
+        assert_eq!(compare(&old, &digests, &wider, &digests), Change::InPlace, "policy");
+        assert_eq!(
+            change(&POOL.replace("max_connections: 4", "max_connections: 9")),
+            Change::InPlace,
+            "pool size"
+        );
+        let mut both = tenant(&POOL.replace("max_connections: 4", "max_connections: 9"));
+        both.deny_networks.clear();
+        assert_eq!(compare(&old, &digests, &both, &digests), Change::InPlace, "policy and pool size");
+        for (what, extra) in [
+            ("limits", format!("    limits: {{ max_instances: 7 }}\n{POOL}")),
+            ("a forward", format!("    forwards: [\"5432:db.test:5432\"]\n{POOL}")),
+            ("another pool key", POOL.replace("max_connections: 4", "max_connections: 4, min_idle: 1")),
+            (
+                "a pool more",
+                format!(
+                    "{POOL}      - {{ name: two, port: 3307, backend: \"mysql://db.test:3306\", user: app, password: \"${{env:PW}}\" }}\n"
+                ),
+            ),
+            ("no pool", String::new()),
+        ] {
+            assert_eq!(change(&extra), Change::Restart, "{what}");
+        }
+        assert_eq!(
+            compare(&old, &digests, &tenant(POOL), &[[2u8; 32]]),
+            Change::Restart,
+            "a component's content"
+        );
+    }
+}

@@ -141,11 +141,18 @@ impl SessionState {
         state
     }
 
+    /// Whether every variable `changes` reports is one a session's state can track (none of the
+    /// pooler's own, none that is not a plain variable name): what [`SessionState::apply`] would
+    /// find, without a state to apply it to.
+    pub fn tracks(changes: &StateChanges) -> bool {
+        changes.vars.iter().all(|(name, _)| is_trackable(name))
+    }
+
     /// Takes in what a backend reported.
     pub fn apply(&mut self, changes: &StateChanges) -> Applied {
         let mut applied = Applied::default();
         for (name, value) in &changes.vars {
-            if name.starts_with(OWN_PREFIX) || !is_variable_name(name) {
+            if !is_trackable(name) {
                 applied.untrackable = true;
                 continue;
             }
@@ -178,6 +185,11 @@ impl SessionState {
             multi_statements: (self.multi_statements != to.multi_statements).then_some(to.multi_statements),
         }
     }
+}
+
+/// Whether a reported variable can be tracked: not one of the pooler's own, a plain name.
+fn is_trackable(name: &str) -> bool {
+    !name.starts_with(OWN_PREFIX) && is_variable_name(name)
 }
 
 /// A reported value as SQL: numbers bare, everything else a quoted string.

@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Session;
 use crate::protocol::framing::Sequence;
 use crate::relay::{Outcome, StateChanges};
+use crate::state::SessionState;
 
 /// Texts a pool remembers answers to; later ones go to the backend each time.
 pub const MAX_KNOWN: usize = 64;
@@ -228,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if outcome.error.is_some() || outcome.warnings > 0 || !only_variables || !self.pins.is_empty() {
             return;
         }
-        if classify(sql) != Some(SetupStatement::Set) || self.state.clone().apply(changes).untrackable {
+        if classify(sql) != Some(SetupStatement::Set) || !SessionState::tracks(changes) {
             return;
         }
         self.ctx.known_sets.learn(sql, changes);

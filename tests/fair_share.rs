@@ -15,7 +15,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{Switchyard, assert_echoes, echo_tenant, free_port, guest, request};
+use support::{Switchyard, assert_echoes, echo_tenant, free_port, gateway_tenant, guest, request};
 
 /// How long each attacker keeps going: well past the neighbours' requests.
 const ATTACK_SECONDS: u64 = 120;
@@ -107,21 +107,9 @@ async fn a_spinning_or_ping_ponging_guest_does_not_stall_its_shard_neighbours() 
 /// (`--shards 2`: tenants 0 and 2 share one).
 fn budget_config(admin: SocketAddr, ingress: SocketAddr) -> String {
     format!(
-        r#"
-version: 1
-admin: {{ listen: "{admin}" }}
-tenants:
-  - name: greedy
-    allowed_hosts: []
-    limits: {{ max_instances: 20, request_timeout: 5s }}
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: greedy.localhost }}
-{good}"#,
-        gateway = guest("http_gateway.wasm"),
-        good = neighbours(ingress),
+        "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}",
+        gateway_tenant("greedy", ingress, "max_instances: 20, request_timeout: 5s"),
+        neighbours(ingress),
     )
 }
 

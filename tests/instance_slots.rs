@@ -11,29 +11,17 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{Switchyard, assert_echoes, echo_tenant, free_port, guest, request};
+use support::{Switchyard, assert_echoes, echo_tenant, free_port, gateway_tenant, request};
 
 /// More lingering requests than the host's shared slots.
 const GREEDY_REQUESTS: usize = 1_100;
 
 fn config(admin: SocketAddr, ingress: SocketAddr) -> String {
     format!(
-        r#"
-version: 1
-admin: {{ listen: "{admin}" }}
-tenants:
-  - name: greedy
-    allowed_hosts: []
-    limits: {{ max_instances: 2000, request_timeout: 30s, max_memory_mib: 8192 }}
-    components:
-      - name: web
-        kind: http
-        wasm: {gateway}
-        ingress: {{ listen: "{ingress}", host: greedy.localhost }}
-{other}{same}"#,
-        gateway = guest("http_gateway.wasm"),
-        other = echo_tenant("other-shard", ingress),
-        same = echo_tenant("same-shard", ingress),
+        "version: 1\nadmin: {{ listen: \"{admin}\" }}\ntenants:{}{}{}",
+        gateway_tenant("greedy", ingress, "max_instances: 2000, request_timeout: 30s, max_memory_mib: 8192"),
+        echo_tenant("other-shard", ingress),
+        echo_tenant("same-shard", ingress),
     )
 }
 

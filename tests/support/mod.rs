@@ -283,6 +283,24 @@ pub fn echo_tenant(name: &str, ingress: SocketAddr) -> String {
     )
 }
 
+/// The YAML of a tenant `name` with only the gateway on `ingress` for host `name.localhost`, and
+/// `limits` (the inside of its `limits: {...}`) — the shape of a hostile tenant (a tenants-list
+/// item, indented for `tenants:`).
+pub fn gateway_tenant(name: &str, ingress: SocketAddr, limits: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
+    allowed_hosts: []
+    limits: {{ {limits} }}
+    components:
+      - name: web
+        kind: http
+        wasm: {gateway}
+        ingress: {{ listen: "{ingress}", host: {name}.localhost }}"#,
+        gateway = guest("http_gateway.wasm"),
+    )
+}
+
 /// A config of `tenants` tenants (`t0`, `t1`, ...) that each run one `echo-service`, with its
 /// admin endpoint on `admin` and its state in `state_dir`.
 pub fn echo_service_tenants(admin: SocketAddr, state_dir: &Path, tenants: usize) -> String {

@@ -241,8 +241,8 @@ impl Host {
                 }
                 (previous, Some(prepared)) => {
                     if let Some(previous) = previous {
+                        previous.stop().await;
                         self.parts.health.forget_tenant(&name);
-                        drop(previous);
                         tracing::info!(
                             tenant = name,
                             "tenant restarted with its new section; its sessions ended"
@@ -259,8 +259,8 @@ impl Host {
             self.tenants.push(running);
         }
         for (name, removed) in old {
+            removed.stop().await;
             self.parts.health.forget_tenant(&name);
-            drop(removed);
             tracing::info!(tenant = name, "tenant removed; its sessions ended");
             applied.removed.push(name);
         }

@@ -269,6 +269,20 @@ impl RunningTenant {
     }
 }
 
+impl RunningTenant {
+    /// Stops its tasks and waits until each has ended, so that none of them writes its state
+    /// (readiness, say) after this returns.
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for RunningTenant {
     fn drop(&mut self) {
         for task in &self.tasks {

@@ -222,16 +222,20 @@ impl IngressServers {
 
     /// Serves `routes`: the listeners in `bound` (from [`IngressServers::bind_new`]) start, the
     /// servers already running route by their new routes from their next request, and those
-    /// whose address no longer has a route stop (their requests in flight finish).
+    /// whose address no longer has a route stop listening (their requests in flight finish; a
+    /// connection kept alive gets 404 for the next).
     pub fn apply(
         &mut self,
         bound: Vec<(SocketAddr, TcpListener)>,
         mut routes: BTreeMap<SocketAddr, Vec<Route>>,
     ) {
-        self.servers.retain(|addr, (_, task)| {
+        self.servers.retain(|addr, (router, task)| {
             let kept = routes.contains_key(addr);
             if !kept {
                 tracing::info!(%addr, "ingress stopped: no component is routed there any more");
+                // Connections kept alive past the listener's end get 404 from now on.
+                *router.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Arc::new(Router::new(Vec::new()));
                 task.abort();
             }
             kept

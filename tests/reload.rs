@@ -32,6 +32,8 @@ struct Addrs {
     ingress: SocketAddr,
     keep: SocketAddr,
     grow: SocketAddr,
+    /// The removed tenant's own ingress address.
+    gone: SocketAddr,
     backend: SocketAddr,
 }
 
@@ -108,6 +110,36 @@ async fn generation(switchyard: &Switchyard) -> String {
     body.lines().find(|l| l.starts_with("config generation")).unwrap_or_default().to_owned()
 }
 
+/// An HTTP/1.1 connection to `addr` kept open across requests.
+async fn kept_alive(
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// POSTs `hi` to `path` on a kept-alive connection: status and body, or `None` if the
+/// connection is gone.
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    host: &str,
+    path: &str,
+) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    sender.ready().await.ok()?;
+    let request = hyper::Request::post(path)
+        .header("host", host)
+        .body(http_body_util::Full::new(hyper::body::Bytes::from_static(b"hi")))
+        .expect("request");
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
 fn opts(db: &mariadb::Tenant, addr: SocketAddr) -> mysql_async::Opts {
     let url = format!("mysql://{}:{}@{addr}/{}", db.user, db.password, db.database);
     mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
@@ -143,12 +175,13 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         ingress: SocketAddr::from(([127, 0, 0, 1], free_port())),
         keep: SocketAddr::from(([127, 0, 0, 1], free_port())),
         grow: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        gone: SocketAddr::from(([127, 0, 0, 1], free_port())),
         backend: server.addr,
     };
     let v1 = Version {
         grow_max: 1,
         grow_allowed: "",
-        tenants: &[echo_tenant("gone", addrs.ingress)],
+        tenants: &[echo_tenant("gone", addrs.gone)],
         broken: "",
         grow_checkout: 30,
     };
@@ -162,10 +195,9 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
 
     let (mut keep, keep_id) = held_session(&db, addrs.keep).await;
     let (mut grow, grow_id) = held_session(&grow_db, addrs.grow).await;
-    assert_eq!(
-        request(addrs.ingress, "gone.localhost", "POST", "/echo", b"hi").await,
-        (200, "gone:hi".into())
-    );
+    // A client of the tenant about to be removed keeps its connection alive.
+    let mut gone_client = kept_alive(addrs.gone).await;
+    assert_eq!(send(&mut gone_client, "gone.localhost", "/echo").await, Some((200, "gone:hi".into())));
     assert_eq!(request(addrs.ingress, "fresh.localhost", "POST", "/echo", b"hi").await.0, 404);
     // grow's policy does not cover api.test yet: the lookup is denied.
     assert_eq!(request(addrs.ingress, "grow.localhost", "GET", "/lookup/api.test", b"").await.0, 502);
@@ -228,7 +260,16 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
         request(addrs.ingress, "fresh.localhost", "POST", "/echo", b"hi").await,
         (200, "fresh:hi".into())
     );
-    assert_eq!(request(addrs.ingress, "gone.localhost", "POST", "/echo", b"hi").await.0, 404);
+    // The removed tenant's address no longer listens, and its kept-alive client reaches nothing.
+    assert!(
+        tokio::net::TcpStream::connect(addrs.gone).await.is_err(),
+        "the removed tenant's address listens"
+    );
+    let after = send(&mut gone_client, "gone.localhost", "/echo").await;
+    assert!(
+        matches!(after, None | Some((404, _))),
+        "a kept-alive client reached a removed tenant: {after:?}"
+    );
 
     // A config with an error: `reload` gets the error with its key, nothing changes.
     let broken = Version { broken: "\n    limits: { max_instancez: 3 }", ..v2 };

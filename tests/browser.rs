@@ -204,6 +204,11 @@ async fn the_admin_page_draws_the_map_and_updates_its_figures_in_place() {
     wait_for_text(&browser, "#live-globex__component__echo", "running", &switchyard).await;
     // The acme sessions went on through the reload, and the page was never loaded again.
     wait_for_text(&browser, "#live-acme__pool__main", "2 sessions", &switchyard).await;
+    // One tenant alone (`?tenant=`): only its figures; an unknown name is a 404.
+    let (status, one) = support::request(admin, "admin", "GET", "/live.json?tenant=globex", b"").await;
+    assert_eq!(status, 200, "{one}");
+    assert!(one.contains("live-tenant-globex") && !one.contains("live-tenant-acme"), "{one}");
+    assert_eq!(support::request(admin, "admin", "GET", "/?tenant=nobody", b"").await.0, 404);
     let kept = browser.execute("return window.notReloaded === true;", vec![]).await.expect("read the mark");
     assert_eq!(kept, serde_json::Value::Bool(true), "the page was loaded again");
 

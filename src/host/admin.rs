@@ -44,7 +44,10 @@ impl AdminEndpoint {
         AdminEndpoint { health, metrics, live, reloads }
     }
 
-    async fn answer(&self, method: &http::Method, path: &str) -> Answer {
+    async fn answer(&self, method: &http::Method, path: &str, query: Option<&str>) -> Answer {
+        if matches!(path, "/" | "/live.json" | "/map.svg") && method == http::Method::GET {
+            return self.live_page(path, query);
+        }
         match (method, path) {
             (&http::Method::GET, "/healthz") => {
                 let status = if self.health.is_ready() { 200 } else { 503 };
@@ -55,23 +58,35 @@ impl AdminEndpoint {
             (&http::Method::GET, "/metrics") => {
                 (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
             }
-            (&http::Method::GET, "/") => {
-                (200, "text/html; charset=utf-8", admin_page::page(&self.live.view()))
-            }
             (&http::Method::GET, "/live.js") => {
                 (200, "text/javascript; charset=utf-8", admin_page::SCRIPT.to_owned())
-            }
-            (&http::Method::GET, "/live.json") => {
-                (200, "application/json", admin_page::live_json(&self.live.view(), &self.health))
-            }
-            (&http::Method::GET, "/map.svg") => {
-                (200, "image/svg+xml", crate::map::layout::svg(&self.live.view().config))
             }
             (&http::Method::POST, "/reload") => self.reload().await,
             (_, "/reload") => (405, TEXT, "use POST /reload (switchyard reload CONFIG does)\n".to_owned()),
             (_, other) => {
                 (404, TEXT, format!("no admin page at {other}; try /, /healthz, /metrics or POST /reload\n"))
             }
+        }
+    }
+
+    /// The live page, its figures or its map: of every tenant, or of the one `?tenant=NAME`
+    /// names (an unknown name is a 404, so that only a tenant's own name reaches the page).
+    fn live_page(&self, path: &str, query: Option<&str>) -> Answer {
+        let mut view = self.live.view();
+        let wanted =
+            query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("tenant="));
+        if let Some(name) = wanted {
+            match view.only(name) {
+                Some(one) => view = std::sync::Arc::new(one),
+                None => {
+                    return (404, TEXT, format!("no tenant named `{}` runs here\n", name.escape_default()));
+                }
+            }
+        }
+        match path {
+            "/live.json" => (200, "application/json", admin_page::live_json(&view, &self.health)),
+            "/map.svg" => (200, "image/svg+xml", crate::map::layout::svg(&view.config)),
+            _ => (200, "text/html; charset=utf-8", admin_page::page(&view, wanted)),
         }
     }
 
@@ -118,8 +133,9 @@ pub async fn serve(addr: SocketAddr, endpoint: AdminEndpoint) -> anyhow::Result<
                     move |request: hyper::Request<hyper::body::Incoming>| {
                         let endpoint = endpoint.clone();
                         async move {
-                            let (status, content_type, body) =
-                                endpoint.answer(request.method(), request.uri().path()).await;
+                            let (status, content_type, body) = endpoint
+                                .answer(request.method(), request.uri().path(), request.uri().query())
+                                .await;
                             let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(body)));
                             let headers = response.headers_mut();
                             headers.insert(

@@ -23,8 +23,18 @@ const REFRESH_MS: u32 = 2000;
 /// Denials the page lists at most, newest first, across tenants (each keeps its last 16).
 const DENIALS_SHOWN: usize = 50;
 
-/// The page of `view`.
-pub fn page(view: &LiveView) -> String {
+/// The page of `view`; `tenant` names the one tenant it shows (`?tenant=`), which its script
+/// asks for too. The caller has checked that `tenant` runs (so it is a config name: letters,
+/// digits, `_` and `-`).
+pub fn page(view: &LiveView, tenant: Option<&str>) -> String {
+    let query = tenant.map_or_else(String::new, |name| format!("?tenant={name}"));
+    let scope = match tenant {
+        Some(name) => format!("tenant {name} · <a href=\"/\">all tenants</a>"),
+        None if view.tenants.len() > 20 => {
+            format!("{} tenants (one alone: <code>/?tenant=NAME</code>)", view.tenants.len())
+        }
+        None => format!("{} tenants", view.tenants.len()),
+    };
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>switchyard: live</title>
@@ -37,9 +47,9 @@ table {{ border-collapse: collapse; font-size: 13px; margin-top: 6px; }}
 td, th {{ border: 1px solid #ccd; padding: 3px 8px; text-align: left; }}
 th {{ background: #eef; }}
 </style></head>
-<body data-generation="{generation}" data-refresh="{REFRESH_MS}">
+<body data-generation="{generation}" data-refresh="{REFRESH_MS}" data-query="{query}">
 <h1>switchyard</h1>
-<div id="status">config generation <span id="generation">{generation}</span> · <span id="tenants">{tenants}</span> tenants · figures updated <span id="updated">never</span></div>
+<div id="status">config generation <span id="generation">{generation}</span> · <span id="tenants">{scope}</span> · figures updated <span id="updated">never</span></div>
 <div id="map">{map}</div>
 <h2 style="font-size:15px">Recent denied egress</h2>
 <table><thead><tr><th>when</th><th>tenant</th><th>component</th><th>target</th><th>why</th></tr></thead>
@@ -48,7 +58,6 @@ th {{ background: #eef; }}
 </body></html>
 "#,
         generation = view.generation,
-        tenants = view.tenants.len(),
         map = layout::svg(&view.config),
     )
 }
@@ -57,15 +66,16 @@ th {{ background: #eef; }}
 pub const SCRIPT: &str = r#"'use strict';
 const refresh = Number(document.body.dataset.refresh);
 let generation = document.body.dataset.generation;
+const query = document.body.dataset.query;
 function cell(row, text) { const td = document.createElement('td'); td.textContent = text; row.appendChild(td); }
 async function tick() {
   try {
-    const live = await (await fetch('/live.json', { cache: 'no-store' })).json();
+    const live = await (await fetch('/live.json' + query, { cache: 'no-store' })).json();
     if (String(live.generation) !== generation) {
-      document.getElementById('map').innerHTML = await (await fetch('/map.svg', { cache: 'no-store' })).text();
+      document.getElementById('map').innerHTML = await (await fetch('/map.svg' + query, { cache: 'no-store' })).text();
       generation = String(live.generation);
       document.getElementById('generation').textContent = generation;
-      document.getElementById('tenants').textContent = String(live.tenants);
+      if (!query) document.getElementById('tenants').textContent = live.tenants + ' tenants';
     }
     for (const [id, text] of Object.entries(live.figures)) {
       const el = document.getElementById(id);
@@ -224,9 +234,15 @@ mod tests {
         // Each tenant keeps its last 16; the page shows at most DENIALS_SHOWN of all of them.
         assert_eq!(denials.len(), switchyard_vnet::denials::RECENT_DENIALS.min(DENIALS_SHOWN));
         assert_eq!(denials[0]["target"], "tcp://10.0.0.59:80", "newest first");
-        let page = page(&view);
+        let all = page(&view, None);
         for id in ["live-tenant-acme", "live-acme__vnet", "live-acme__component__echo"] {
-            assert!(page.contains(&format!("id=\"{id}\"")), "the page has no element {id}");
+            assert!(all.contains(&format!("id=\"{id}\"")), "the page has no element {id}");
         }
+        assert!(all.contains("data-query=\"\""));
+        // One tenant alone: its own page asks for its own figures.
+        assert!(view.only("nobody").is_none());
+        let acme = view.only("acme").expect("acme runs");
+        let one = page(&acme, Some("acme"));
+        assert!(one.contains("data-query=\"?tenant=acme\"") && one.contains("id=\"live-acme__vnet\""));
     }
 }

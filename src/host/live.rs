@@ -39,6 +39,16 @@ pub struct LiveView {
     pub tenants: Vec<LiveTenant>,
 }
 
+impl LiveView {
+    /// The view of tenant `name` alone, if it runs.
+    pub fn only(&self, name: &str) -> Option<LiveView> {
+        let tenant = self.tenants.iter().find(|t| t.name == name)?.clone();
+        let mut config = (*self.config).clone();
+        config.tenants.retain(|t| t.name == name);
+        Some(LiveView { generation: self.generation, config: Arc::new(config), tenants: vec![tenant] })
+    }
+}
+
 /// The shared view and the reload counters. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Live {

@@ -286,6 +286,27 @@ async fn reload_applies_changes_and_keeps_what_did_not_change() {
     let (mut keep2, keep2_id) = held_session(&db, addrs.keep).await;
     assert!(metrics(&switchyard).await.contains("switchyard_config_reloads_total{outcome=\"rejected\"} 1\n"));
 
+    // A config `check` accepts that cannot be built: a new tenant publishes its pool on an
+    // address another process holds. Rejected whole, naming the key; the rest runs on.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = squatter.local_addr().expect("addr");
+    let late = format!(
+        "\n  - name: late\n    allowed_hosts: [\"mysql://{}\"]\n{}",
+        addrs.backend,
+        server_pool(addrs.backend, &db.database, &db.user, &[&format!("publish: \"{taken}\"")]).trim_end()
+    );
+    let unbuildable = Version { tenants: &[echo_tenant("fresh", addrs.ingress), late], ..v2 };
+    std::fs::write(switchyard.config_path(), config(&addrs, &db, &grow_db, &unbuildable)).expect("write");
+    let (code, out, err) = reload(&switchyard);
+    assert_eq!(code, 1, "an unbuildable config was not rejected:\n{out}{err}");
+    assert!(err.contains("tenants[late].pools[0].publish") && err.contains(&taken.to_string()), "{err}");
+    assert_eq!(generation(&switchyard).await, "config generation 2");
+    assert_eq!(
+        request(addrs.ingress, "fresh.localhost", "POST", "/echo", b"hi").await,
+        (200, "fresh:hi".into())
+    );
+    drop(squatter);
+
     // SIGHUP: fresh's service gets a new greeting and grow's pool a new checkout_timeout, so
     // both are rebuilt (grow's published listener passes to its new pool); keep stays.
     let fresh2 = echo_tenant("fresh", addrs.ingress)

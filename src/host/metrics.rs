@@ -4,16 +4,15 @@
 
 use std::fmt::Write;
 
-use switchyard_pooler::Pool;
 use switchyard_pooler::pins::PinReason;
 use switchyard_pooler::stats::{ErrorKind, Snapshot, WAIT_BUCKETS};
 
 use super::instance_slots::SharedSlots;
 use super::live::{Live, LiveTenant, ReloadOutcome};
-use super::tenant_usage::{Refusal, TenantUsage};
+use super::tenant_usage::Refusal;
 
 /// A per-tenant metric family: name, type, help, and how to read its value.
-type TenantFamily = (&'static str, &'static str, &'static str, fn(&TenantUsage) -> u64);
+type TenantFamily = (&'static str, &'static str, &'static str, fn(&LiveTenant) -> u64);
 
 /// What `/metrics` reads: the host's shared slots and the tenants and pools of the config in
 /// force (`Live`, replaced by each reload). Cheap to clone.
@@ -21,12 +20,6 @@ type TenantFamily = (&'static str, &'static str, &'static str, fn(&TenantUsage) 
 pub struct Metrics {
     shared_slots: SharedSlots,
     live: Live,
-}
-
-/// One render's tenants (name, usage) and pools (tenant, pool name, pool).
-struct Scrape {
-    tenants: Vec<(String, TenantUsage)>,
-    pools: Vec<(String, String, Pool)>,
 }
 
 impl Metrics {
@@ -38,14 +31,6 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> String {
         let view = self.live.view();
-        let scrape = Scrape {
-            tenants: view.tenants.iter().map(|t| (t.name.clone(), t.usage.clone())).collect(),
-            pools: view
-                .tenants
-                .iter()
-                .flat_map(|t| t.pools.iter().map(|(name, pool)| (t.name.clone(), name.clone(), pool.clone())))
-                .collect(),
-        };
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -63,24 +48,6 @@ impl Metrics {
         }
         for (name, help, value) in [
             (
-                "switchyard_tenant_virtual_connections",
-                "Connections open now on the tenant's virtual network.",
-                (|t: &LiveTenant| t.network.usage().connections as u64) as fn(&LiveTenant) -> u64,
-            ),
-            (
-                "switchyard_tenant_egress_denied_total",
-                "Egress attempts of the tenant denied by its policy (connects, lookups, sockets).",
-                |t: &LiveTenant| t.egress.denied_total(),
-            ),
-        ] {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for tenant in &view.tenants {
-                let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", escape(&tenant.name), value(tenant));
-            }
-        }
-        for (name, help, value) in [
-            (
                 "switchyard_shared_instance_slots",
                 "Instance slots tenants borrow past their reserve, in use now.",
                 self.shared_slots.in_use(),
@@ -93,44 +60,56 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
-        out.push_str(&render_tenants(&scrape));
-        out.push_str(&render_pools(&scrape));
+        out.push_str(&render_tenants(&view.tenants));
+        out.push_str(&render_pools(&view.tenants));
         out
     }
 }
 
-fn render_tenants(scrape: &Scrape) -> String {
+fn render_tenants(tenants: &[LiveTenant]) -> String {
     let mut out = String::new();
-    let families: [TenantFamily; 4] = [
+    let families: [TenantFamily; 6] = [
+        (
+            "switchyard_tenant_virtual_connections",
+            "gauge",
+            "Connections open now on the tenant's virtual network.",
+            |t| t.network.usage().connections as u64,
+        ),
+        (
+            "switchyard_tenant_egress_denied_total",
+            "counter",
+            "Egress attempts of the tenant denied by its policy (connects, lookups, sockets).",
+            |t| t.egress.denied_total(),
+        ),
         (
             "switchyard_tenant_instances",
             "gauge",
             "Http component instances of the tenant alive now (at most limits.max_instances).",
-            |u| u.instances() as u64,
+            |t| t.usage.instances() as u64,
         ),
         (
             "switchyard_tenant_memory_bytes",
             "gauge",
             "Linear memory the tenant's guest instances hold now.",
-            |u| u.memory_used() as u64,
+            |t| t.usage.memory_used() as u64,
         ),
         (
             "switchyard_tenant_memory_limit_bytes",
             "gauge",
             "The most they may hold together (limits.max_memory_mib).",
-            |u| u.memory_limit() as u64,
+            |t| t.usage.memory_limit() as u64,
         ),
         (
             "switchyard_tenant_cpu_slices_total",
             "counter",
             "Epoch ticks (every 500 µs) at which one of the tenant's guests was running: sampled guest CPU time.",
-            |u| u.cpu_slices(),
+            |t| t.usage.cpu_slices(),
         ),
     ];
     for (name, kind, help, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (tenant, usage) in scrape.tenants.iter() {
-            let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", escape(tenant), value(usage));
+        for tenant in tenants {
+            let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", escape(&tenant.name), value(tenant));
         }
     }
     let name = "switchyard_tenant_refusals_total";
@@ -138,14 +117,14 @@ fn render_tenants(scrape: &Scrape) -> String {
         out,
         "# HELP {name} The tenant's requests refused or cut short, by the budget (limits key) that did it.\n# TYPE {name} counter"
     );
-    for (tenant, usage) in scrape.tenants.iter() {
+    for tenant in tenants {
         for budget in Refusal::ALL {
             let _ = writeln!(
                 out,
                 "{name}{{tenant=\"{}\",budget=\"{}\"}} {}",
-                escape(tenant),
+                escape(&tenant.name),
                 budget.label(),
-                usage.refusals(budget)
+                tenant.usage.refusals(budget)
             );
         }
     }
@@ -154,20 +133,20 @@ fn render_tenants(scrape: &Scrape) -> String {
         out,
         "# HELP {name} The tenant's requests by the worker shard their instance ran on (limits.shards).\n# TYPE {name} counter"
     );
-    for (tenant, usage) in scrape.tenants.iter() {
-        for (shard, placed) in usage.placed().into_iter().enumerate() {
-            let _ = writeln!(out, "{name}{{tenant=\"{}\",shard=\"{shard}\"}} {placed}", escape(tenant));
+    for tenant in tenants {
+        for (shard, placed) in tenant.usage.placed().into_iter().enumerate() {
+            let _ = writeln!(out, "{name}{{tenant=\"{}\",shard=\"{shard}\"}} {placed}", escape(&tenant.name));
         }
     }
     out
 }
 
-fn render_pools(scrape: &Scrape) -> String {
-    let snapshots: Vec<(String, Snapshot, usize)> = scrape
-        .pools
+fn render_pools(tenants: &[LiveTenant]) -> String {
+    let snapshots: Vec<(String, Snapshot, usize)> = tenants
         .iter()
+        .flat_map(|t| t.pools.iter().map(move |(name, pool)| (t, name, pool)))
         .map(|(tenant, name, pool)| {
-            let labels = format!("tenant=\"{}\",pool=\"{}\"", escape(tenant), escape(name));
+            let labels = format!("tenant=\"{}\",pool=\"{}\"", escape(&tenant.name), escape(name));
             (labels, pool.snapshot(), pool.max_connections())
         })
         .collect();

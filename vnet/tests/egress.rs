@@ -127,3 +127,28 @@ async fn lookups_answer_literals_and_localhost_and_deny_undeclared_names() {
     }
     assert!(matches!(gate.lookup("web", "bad..name").await, Err(LookupError::InvalidName { .. })));
 }
+
+/// A reload that narrows a tenant's policy (THREATS.md: egress): the next connect is denied at
+/// once, and the denial is kept for the admin page; a connection made before stays usable.
+#[tokio::test]
+async fn a_narrowed_policy_denies_the_next_connect_and_leaves_open_ones_alone() {
+    let addr = reversing_server().await;
+    let gate = egress(&[&format!("tcp://127.0.0.1:{}", addr.port())]);
+    let mut open = gate.connect_tcp("web", addr).await.expect("allowed before the reload");
+    gate.replace_policy(Policy::new(Vec::<AllowedHost>::new(), BlockedNetworks::defaults()));
+    match gate.connect_tcp("web", addr).await {
+        Err(EgressError::Denied { denied, .. }) => {
+            assert!(denied.to_string().contains(&addr.to_string()), "{denied}")
+        }
+        other => panic!("the narrowed policy let a new connect through: {other:?}"),
+    }
+    let recent = gate.recent_denials();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].target, format!("tcp://{addr}"));
+    assert_eq!(gate.denied_total(), 1);
+    open.write_all(b"abc").await.expect("write on the connection made before");
+    open.shutdown().await.expect("half-close");
+    let mut answer = Vec::new();
+    open.read_to_end(&mut answer).await.expect("read");
+    assert_eq!(answer, b"cba");
+}

@@ -1,8 +1,9 @@
 //! A service component that misbehaves on purpose, to show that a guest hits its own tenant's
 //! limits (with clear errors) and nobody else's. `HOG_MODE` picks how:
 //!
-//! - `sockets` — connects to `HOG_TARGET` (default `127.0.0.1:7777`) again and again, keeping
-//!   every connection, until a connect fails (the tenant's `limits.max_sockets`).
+//! - `sockets` — once `HOG_TARGET` (default `127.0.0.1:7777`) listens (waiting at most 10 s),
+//!   connects to it again and again, keeping every connection, until a connect fails (the
+//!   tenant's `limits.max_sockets`).
 //! - `bind` — binds `127.0.0.1:1`, `:2`, ... keeping every listener, until a bind fails (the
 //!   socket cap), or all 65,535 are taken; then asks for any port once more.
 //! - `backlog` — listens on `127.0.0.1:7100` with the default backlog, never accepts, and
@@ -42,6 +43,20 @@ fn main() {
     let report = match mode.as_str() {
         "sockets" => {
             let target = std::env::var("HOG_TARGET").unwrap_or_else(|_| "127.0.0.1:7777".to_owned());
+            // The target is a service of the same tenant, started beside this one: wait (bounded)
+            // until it listens, so that the count below is of the cap, not of the start-up race.
+            for _ in 0..200 {
+                match TcpStream::connect(&target) {
+                    Ok(first) => {
+                        drop(first);
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(_) => break,
+                }
+            }
             let mut outcome = format!("{MAX_ATTEMPTS} connections open, no error");
             for n in 0..MAX_ATTEMPTS {
                 match TcpStream::connect(&target) {
